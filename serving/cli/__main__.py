@@ -1,0 +1,7 @@
+"""``python -m serving.cli`` runs the modelserving command."""
+
+import sys
+
+from serving.cli import main
+
+sys.exit(main())

@@ -1,0 +1,125 @@
+"""``modelserving score`` and ``modelserving bench-models``: models without Flink."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from serving import wine
+from serving.errors import ConfigError
+from serving.factories import TYPE_NAMES, descriptor_from_path, load_model, parse_model_type
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``score`` and ``bench-models``."""
+    score = subparsers.add_parser(
+        "score",
+        help="score a wine CSV with one model file, one JSON line per row",
+        description="Score every row of a wine CSV with a model, in input order: the check a data "
+        "scientist runs before publishing a model.",
+    )
+    score.add_argument("--model", required=True, type=Path, help="model file, or SavedModel directory")
+    score.add_argument("--type", required=True, choices=sorted(TYPE_NAMES), help="model type")
+    score.add_argument("--data", required=True, type=Path, help="wine CSV: ';'-separated, no header")
+    score.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="descriptor metadata")
+    score.set_defaults(handler=run_score)
+
+    bench = subparsers.add_parser(
+        "bench-models",
+        help="records/s per model, one record per call against batched",
+        description="Benchmark: score the wine data one record per call and in one batch, per model.",
+    )
+    bench.add_argument("--model", action="append", default=[], metavar="PATH:TYPE", help="default: reference models")
+    bench.add_argument("--data", type=Path, default=None, help="wine CSV (default: the shipped reference data)")
+    bench.add_argument("--single", type=int, default=300, help="records scored one per call (default 300)")
+    bench.add_argument("--repeat", type=int, default=3, help="batched passes over the data (default 3)")
+    bench.set_defaults(handler=run_bench_models)
+
+
+def parse_metadata(items: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` into a dict; a malformed item is a ConfigError."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--metadata takes KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def parse_model_spec(spec: str) -> tuple[Path, int]:
+    """``PATH:TYPE`` into a path and a ``ModelType``."""
+    path, sep, type_name = spec.rpartition(":")
+    if not sep or not path:
+        raise ConfigError(f"model spec must be PATH:TYPE, got {spec!r}")
+    return Path(path), parse_model_type(type_name)
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Score ``--data`` with ``--model``; JSON lines on stdout."""
+    data = wine.read_wine_csv(args.data)
+    descriptor = descriptor_from_path(args.model, parse_model_type(args.type), metadata=parse_metadata(args.metadata))
+    model = load_model(descriptor)
+    try:
+        scores = model.score_batch(data.features)
+    finally:
+        model.close()
+    out = sys.stdout
+    for i in range(len(scores)):
+        line = {"row": i, "score": float(scores.scores[i])}
+        if scores.probabilities is not None:
+            line["probabilities"] = [float(p) for p in scores.probabilities[i]]
+            line["labels"] = list(scores.labels)
+        out.write(json.dumps(line) + "\n")
+    return 0
+
+
+def reference_models() -> list[tuple[Path, int]]:
+    """The shipped reference models with their types."""
+    models = wine.reference_dir() / "models"
+    found = [(models / "optimized_WineQuality.pb", TYPE_NAMES["tensorflow"])]
+    found.append((models / "wine_savedmodel", TYPE_NAMES["tensorflow_saved"]))
+    found += [(p, TYPE_NAMES["pmml"]) for p in sorted(models.glob("*.pmml"))]
+    found += [(p, TYPE_NAMES["onnx"]) for p in sorted(models.glob("*.onnx"))]
+    return found
+
+
+def run_bench_models(args: argparse.Namespace) -> int:
+    """Print records/s per model, one record per call against one batch."""
+    from rich.console import Console
+    from rich.table import Table
+
+    data = wine.read_wine_csv(args.data or wine.reference_csv()).features
+    specs = [parse_model_spec(s) for s in args.model] or reference_models()
+    console = Console(stderr=True)
+    table = Table(title=f"Scoring speed, {len(data)} wine rows, one process")
+    for column in ("model", "type", "single rec/s", "batched rec/s", "speed-up"):
+        table.add_column(column, justify="right" if "rec" in column or column == "speed-up" else "left")
+    for path, model_type in specs:
+        console.print(f"benchmarking {path.name} ...")
+        model = load_model(descriptor_from_path(path, model_type))
+        try:
+            model.score_batch(data[:10])  # warm-up: first calls compile or JIT
+            single_n = min(args.single, len(data))
+            started = time.perf_counter()
+            for i in range(single_n):
+                model.score_batch(data[i : i + 1])
+            single_rate = single_n / (time.perf_counter() - started)
+            started = time.perf_counter()
+            for _ in range(args.repeat):
+                model.score_batch(data)
+            batched_rate = args.repeat * len(data) / (time.perf_counter() - started)
+        finally:
+            model.close()
+        table.add_row(
+            path.name,
+            model.type_name,
+            f"{single_rate:,.0f}",
+            f"{batched_rate:,.0f}",
+            f"{batched_rate / single_rate:,.1f}x",
+        )
+    Console().print(table)
+    return 0

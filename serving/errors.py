@@ -1,0 +1,92 @@
+"""Typed errors for the serving domain.
+
+Every failure a user can cause (a bad model, a bad record, a bad flag) raises a
+subclass of :class:`ServingError` whose message is one readable sentence. The
+edges (CLI, Flink functions) catch ``ServingError`` and turn it into an exit
+code, a dead letter or a rejected-model event; anything else is a bug.
+"""
+
+
+class ServingError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    #: Short machine-readable reason, used in dead letters and model events.
+    reason = "error"
+
+
+class ConfigError(ServingError):
+    """A setting or command-line flag is invalid."""
+
+    reason = "bad config"
+
+
+class ModelLoadError(ServingError):
+    """A model could not be built from its descriptor."""
+
+    reason = "model load failed"
+
+
+class UnknownModelType(ModelLoadError):
+    """The descriptor names a model type no factory is registered for."""
+
+    reason = "unknown model type"
+
+
+class CorruptModelError(ModelLoadError):
+    """The artifact bytes are empty, truncated or not of the declared type."""
+
+    reason = "corrupt model"
+
+
+class ModelLocationError(ModelLoadError):
+    """A by-reference model is missing or lies outside the configured roots."""
+
+    reason = "bad model location"
+
+
+class ChecksumMismatch(ModelLoadError):
+    """The artifact's SHA-256 differs from the one in the descriptor."""
+
+    reason = "checksum mismatch"
+
+
+class ModelSchemaError(ModelLoadError):
+    """The model needs inputs the record does not provide (e.g. PMML fields)."""
+
+    reason = "model schema mismatch"
+
+
+class ModelValidationError(ModelLoadError):
+    """The model loaded but failed its probe record."""
+
+    reason = "model failed probe"
+
+
+class InputError(ServingError):
+    """Input data is unusable."""
+
+    reason = "bad input"
+
+
+class InputShapeError(InputError):
+    """Feature rows have the wrong width for the model."""
+
+    reason = "wrong input width"
+
+
+class EmptyInputError(InputError):
+    """An input file or message holds nothing."""
+
+    reason = "empty input"
+
+
+class RecordDecodeError(InputError):
+    """Record bytes are not a valid record (parse or meaning)."""
+
+    reason = "undecodable record"
+
+
+class ScoringError(ServingError):
+    """A loaded model failed while scoring."""
+
+    reason = "scoring failed"

@@ -1,0 +1,113 @@
+"""PMML: evaluated by ``pypmml`` (JPMML in a JVM, reached through py4j)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+from pypmml import Model as PypmmlModel
+
+from serving.errors import CorruptModelError, ModelSchemaError
+from serving.factories._common import feature_names
+from serving.model import Model, ModelDescriptor, RawPrediction, classify
+
+
+def normalise_field(name: str) -> str:
+    """Field-name key that ignores case, spaces, underscores and dashes."""
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+class PmmlModel(Model):
+    """A PMML model whose input fields are matched to the record's features by name.
+
+    Names match ignoring case and separators, so ``free sulfur dioxide`` in the
+    PMML meets ``free_sulfur_dioxide`` in a record. A PMML field the record lacks
+    is a :class:`ModelSchemaError` at load time, not a NaN at scoring time.
+
+    Result rule: regression gives the predicted value; classification gives the
+    evaluator's predicted label (``predicted_<target>``, or a declared
+    ``predictedValue`` output), and only when neither exists the label with the
+    highest probability. Probabilities the evaluator leaves out (NaN) are 0.
+    """
+
+    def __init__(self, descriptor: ModelDescriptor, artifact: bytes) -> None:
+        super().__init__(descriptor, artifact)
+        try:
+            text = artifact.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptModelError(f"model {descriptor.name!r}: PMML is not UTF-8 text") from exc
+        if "<PMML" not in text[:4096]:
+            raise CorruptModelError(f"model {descriptor.name!r}: not a PMML document")
+        self._pmml = PypmmlModel.fromString(text)
+        # Supplement output adds predicted_<target> even when the PMML's Output omits it.
+        self._pmml.setSupplementOutput(True)
+        self.function = self._pmml.functionName
+        record_fields = feature_names(descriptor)
+        by_key = {normalise_field(name): i for i, name in enumerate(record_fields)}
+        missing = [name for name in self._pmml.inputNames if normalise_field(name) not in by_key]
+        if missing:
+            raise ModelSchemaError(
+                f"model {descriptor.name!r}: PMML needs fields the {descriptor.data_type} record lacks: "
+                + ", ".join(missing)
+            )
+        self.input_names: list[str] = list(self._pmml.inputNames)
+        self._columns = [by_key[normalise_field(name)] for name in self.input_names]
+        self.n_features = len(record_fields)
+        self._predicted_column, self._probability_columns, self._labels = self._outputs()
+
+    def _outputs(self) -> tuple[str | None, list[str], tuple[str, ...]]:
+        predicted = None
+        probabilities: list[tuple[str, str]] = []
+        for field in self._pmml.outputFields:
+            if field.feature == "predictedValue" and predicted is None:
+                predicted = field.name
+            elif field.feature == "probability" and field.value is not None:
+                probabilities.append((str(field.value), field.name))
+        if predicted is None:
+            predicted = f"predicted_{self._pmml.targetName}"
+        probabilities.sort(key=lambda pair: _label_key(pair[0]))
+        return predicted, [name for _, name in probabilities], tuple(label for label, _ in probabilities)
+
+    def record_dict(self, row: np.ndarray) -> dict[str, float]:
+        """One feature row as the ``{pmml field: value}`` dict pypmml scores singly."""
+        return {name: float(row[col]) for name, col in zip(self.input_names, self._columns)}
+
+    def _predict(self, features: np.ndarray) -> RawPrediction:
+        # pypmml's own DataFrame path goes through pandas JSON, which keeps only 10
+        # digits of the inputs and parses outputs imprecisely; Python's json is exact.
+        request = json.dumps({"columns": self.input_names, "data": features[:, self._columns].tolist()})
+        response = json.loads(self._pmml.call("predict", request))
+        return self.interpret(pd.DataFrame(response["data"], columns=response["columns"]))
+
+    def interpret(self, output: pd.DataFrame) -> RawPrediction:
+        """Turn pypmml's output frame into scores by the result rule."""
+        if self.function == "regression":
+            return RawPrediction(scores=output[self._predicted_column].to_numpy(dtype=np.float64))
+        probabilities = (
+            np.nan_to_num(output[self._probability_columns].to_numpy(dtype=np.float64), nan=0.0)
+            if self._probability_columns
+            else None
+        )
+        if self._predicted_column and self._predicted_column in output:
+            scores = pd.to_numeric(output[self._predicted_column], errors="coerce").to_numpy(dtype=np.float64)
+            return RawPrediction(scores=scores, probabilities=probabilities, labels=self._labels)
+        if probabilities is None:
+            raise CorruptModelError(f"model {self.name!r}: PMML classifier exposes neither a label nor probabilities")
+        return classify(probabilities, self._labels)
+
+    def close(self) -> None:
+        """Release the JVM-side model."""
+        if self._pmml is not None:
+            try:
+                self._pmml.close()
+            finally:
+                self._pmml = None
+
+
+def _label_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
