@@ -1,31 +1,34 @@
-"""The current model per data type, and the rule for swapping a new one in.
+"""Admitting published models, and the cache of built ones.
 
-The swap rule (:meth:`ModelRegistry.offer`):
+The admission rule (:meth:`ModelCache.admit`), applied when a model message arrives:
 
-1. Build the model from its descriptor. A load failure **rejects** it.
-2. Score a probe record. A failure, or a non-finite score, **rejects** it.
-3. A model with the same name, version and artifact as the serving one is a
-   **duplicate** (a replayed message) and is ignored.
-4. Otherwise it is **accepted**: it serves from now on and the previous model
-   is closed.
+1. Decode the descriptor. Bytes that are not one are **rejected**.
+2. Build the model. A load failure **rejects** it.
+3. Score a probe record. A failure, or a non-finite score, **rejects** it.
+4. A model with the same name, version and artifact as one already known for
+   its data type is a **duplicate** (a replayed message) and is ignored.
+5. Otherwise it is **accepted**; it serves records from its ``created_at`` on
+   (see :mod:`serving.timeline`).
 
 A rejected or duplicate model never disturbs the serving one. Every outcome
-comes back as a ``ModelEvent`` for the model-events output.
+comes back as a ``ModelEvent``; a rejection also as a dead letter with the
+original bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from serving import wine
-from serving.codecs import now_ms
+from serving.codecs import dead_letter, now_ms
 from serving.errors import ModelValidationError, ServingError
-from serving.factories import load_model, restore
+from serving.factories import load_model, parse_descriptor, restore
 from serving.model import Model, ModelDescriptor
+from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 
 
@@ -46,87 +49,91 @@ def validate(model: Model) -> None:
         raise ModelValidationError(f"model {model.name}:{model.version} gave a non-finite score for its probe record")
 
 
+def model_key(model: Model | ModelDescriptor) -> tuple[str, str, str]:
+    """Identity of a model version: (data type, name, version)."""
+    return (model.data_type, model.name, model.version)
+
+
 @dataclass
-class SwapOutcome:
-    """What :meth:`ModelRegistry.offer` did: the event, and the models involved."""
+class Admission:
+    """The outcome of :meth:`ModelCache.admit`."""
 
     event: ModelEvent
     model: Model | None = None
-    retired: Model | None = None
+    dead_letter: DeadLetter | None = None
 
     @property
     def accepted(self) -> bool:
-        """Whether the offered model now serves."""
+        """Whether the model was accepted."""
         return self.event.kind == ModelEvent.ACCEPTED
 
 
-class ModelRegistry:
-    """Built models, one serving per data type; see the module docstring for the rule.
+class ModelCache:
+    """Built models by (data type, name, version), so each is built once per worker.
 
     Not thread-safe: each Flink function instance owns one.
     """
 
     def __init__(self, model_roots: Sequence[Path] | None = None) -> None:
-        self._serving: dict[str, Model] = {}
-        self._model_roots = model_roots
+        self._models: dict[tuple[str, str, str], Model] = {}
+        self._model_roots = list(model_roots) if model_roots else None
 
-    def get(self, data_type: str) -> Model | None:
-        """The model serving ``data_type``, or None."""
-        return self._serving.get(data_type)
+    def __len__(self) -> int:
+        return len(self._models)
 
-    def data_types(self) -> list[str]:
-        """Data types with a serving model."""
-        return list(self._serving)
+    def admit(self, payload: bytes, known: Iterable[Model] = (), previous_version: str = "") -> Admission:
+        """Apply the admission rule to model message bytes; see the module docstring.
 
-    def offer(self, descriptor: ModelDescriptor) -> SwapOutcome:
-        """Try to make ``descriptor`` the serving model of its data type."""
-        data_type = descriptor.data_type
-        current = self._serving.get(data_type)
-        previous_version = current.version if current else ""
-        event = ModelEvent(
-            name=descriptor.name,
-            version=descriptor.version,
-            data_type=data_type,
-            model_type=descriptor.model_type,
-            previous_version=previous_version,
-            ts=now_ms(),
-        )
+        ``known`` are the models already serving or pending for the data type;
+        ``previous_version`` is what the events report as serving now.
+        """
+        event = ModelEvent(ts=now_ms(), previous_version=previous_version)
         try:
+            descriptor = parse_descriptor(payload)
+            event.name, event.version = descriptor.name, descriptor.version
+            event.data_type, event.model_type = descriptor.data_type, descriptor.model_type
             model = load_model(descriptor, self._model_roots)
         except ServingError as exc:
-            event.kind, event.reason = ModelEvent.REJECTED, f"{exc.reason}: {exc}"
-            return SwapOutcome(event)
+            return self._rejected(event, exc, payload)
         try:
             validate(model)
         except ServingError as exc:
             model.close()
-            event.kind, event.reason = ModelEvent.REJECTED, f"{exc.reason}: {exc}"
-            return SwapOutcome(event)
-        if current is not None and _same_model(current, model):
-            model.close()
-            event.kind, event.reason = ModelEvent.DUPLICATE, "same name, version and artifact as the serving model"
-            return SwapOutcome(event, model=current)
-        self._serving[data_type] = model
-        if current is not None:
-            current.close()
-        event.kind = ModelEvent.ACCEPTED
-        return SwapOutcome(event, model=model, retired=current)
-
-    def restore(self, state_bytes: bytes) -> Model:
-        """Rebuild a model from Flink state (``Model.to_bytes``) and serve it, without a probe."""
-        model = restore(state_bytes, self._model_roots)
-        old = self._serving.get(model.data_type)
-        self._serving[model.data_type] = model
+            return self._rejected(event, exc, payload)
+        for other in known:
+            if model_key(other) == model_key(model) and other.artifact_sha256 == model.artifact_sha256:
+                model.close()
+                event.kind, event.reason = ModelEvent.DUPLICATE, "same name, version and artifact as a known model"
+                return Admission(event, model=other)
+        old = self._models.pop(model_key(model), None)
         if old is not None:
             old.close()
+        self._models[model_key(model)] = model
+        event.kind = ModelEvent.ACCEPTED
+        return Admission(event, model=model)
+
+    def restored(self, state_bytes: bytes) -> Model:
+        """The model kept in state as ``Model.to_bytes()``; built once, without a probe."""
+        descriptor = parse_descriptor(state_bytes)
+        cached = self._models.get(model_key(descriptor))
+        if cached is not None:
+            return cached
+        model = restore(state_bytes, self._model_roots)
+        self._models[model_key(model)] = model
         return model
 
+    def retain(self, keep: Iterable[Model]) -> None:
+        """Close and forget every cached model not in ``keep``."""
+        wanted = {model_key(m) for m in keep}
+        for key in [k for k in self._models if k not in wanted]:
+            self._models.pop(key).close()
+
     def close(self) -> None:
-        """Close every serving model."""
-        for model in self._serving.values():
-            model.close()
-        self._serving.clear()
+        """Close every cached model."""
+        self.retain(())
 
-
-def _same_model(a: Model, b: Model) -> bool:
-    return (a.name, a.version, a.artifact_sha256) == (b.name, b.version, b.artifact_sha256)
+    @staticmethod
+    def _rejected(event: ModelEvent, exc: ServingError, payload: bytes) -> Admission:
+        event.kind, event.reason = ModelEvent.REJECTED, f"{exc.reason}: {exc}"
+        letter = dead_letter("model", exc.reason, str(exc), payload, data_type=event.data_type, record_id=event.version)
+        return Admission(event, dead_letter=letter)

@@ -1,4 +1,4 @@
-"""The swap rule: accepted, rejected (old model keeps serving) and duplicate offers."""
+"""The admission rule: accepted, rejected (with a dead letter) and duplicate models."""
 
 from __future__ import annotations
 
@@ -7,50 +7,52 @@ import numpy as np
 from serving.factories import descriptor_from_path
 from serving.model import ModelType
 from serving.pb.model_event_pb2 import ModelEvent
-from serving.registry import ModelRegistry
+from serving.registry import ModelCache
 from tests.conftest import PMML_FOREST, PMML_LINEAR
 
 
-def test_accept_then_swap_closes_the_old_model():
-    registry = ModelRegistry()
-    first = registry.offer(descriptor_from_path(PMML_LINEAR, ModelType.PMML, version="1"))
-    assert first.accepted and registry.get("wine").version == "1"
-    second = registry.offer(descriptor_from_path(PMML_FOREST, ModelType.PMML, version="2"))
-    assert second.accepted and second.event.previous_version == "1"
-    assert registry.get("wine").version == "2"
-    assert second.retired is first.model and first.model._pmml is None  # closed
+def payload(path, version, **kw) -> bytes:
+    return descriptor_from_path(path, ModelType.PMML, version=version, **kw).SerializeToString()
 
 
-def test_corrupt_model_is_rejected_and_previous_keeps_serving(wine_data):
-    registry = ModelRegistry()
-    registry.offer(descriptor_from_path(PMML_LINEAR, ModelType.PMML, version="1"))
+def test_accepted_model_is_built_once_and_cached():
+    cache = ModelCache()
+    first = cache.admit(payload(PMML_LINEAR, "1"))
+    assert first.accepted and first.model.version == "1" and first.dead_letter is None
+    assert len(cache) == 1
+
+
+def test_corrupt_model_is_rejected_with_event_and_dead_letter():
+    cache = ModelCache()
+    cache.admit(payload(PMML_LINEAR, "1"))
     bad = descriptor_from_path(PMML_LINEAR, ModelType.PMML, version="2")
-    bad.data = b"<PMML garbage"
-    bad.sha256 = ""
-    outcome = registry.offer(bad)
+    bad.data, bad.sha256 = b"<PMML garbage", ""
+    outcome = cache.admit(bad.SerializeToString(), previous_version="1")
     assert outcome.event.kind == ModelEvent.REJECTED and "corrupt" in outcome.event.reason
-    assert outcome.event.previous_version == "1"
-    serving = registry.get("wine")
-    assert serving.version == "1"
-    assert np.isfinite(serving.score_batch(wine_data.features).scores).all()
+    assert outcome.event.previous_version == "1" and outcome.model is None
+    assert outcome.dead_letter.source == "model" and outcome.dead_letter.payload == bad.SerializeToString()
 
 
-def test_replayed_model_is_a_duplicate_and_not_reloaded():
-    registry = ModelRegistry()
-    descriptor = descriptor_from_path(PMML_LINEAR, ModelType.PMML, version="1")
-    first = registry.offer(descriptor)
-    again = registry.offer(descriptor)
-    assert again.event.kind == ModelEvent.DUPLICATE
-    assert registry.get("wine") is first.model
+def test_undecodable_model_message_is_rejected():
+    outcome = ModelCache().admit(b"\x00\x01garbage")
+    assert outcome.event.kind == ModelEvent.REJECTED and outcome.dead_letter.payload == b"\x00\x01garbage"
 
 
-def test_restore_serves_from_state_bytes(wine_data):
-    registry = ModelRegistry()
-    model = registry.offer(descriptor_from_path(PMML_FOREST, ModelType.PMML, version="3")).model
-    state = model.to_bytes()
-    other = ModelRegistry()
-    restored = other.restore(state)
-    assert other.get("wine") is restored and restored.version == "3"
+def test_replayed_model_is_a_duplicate():
+    cache = ModelCache()
+    first = cache.admit(payload(PMML_LINEAR, "1"))
+    again = cache.admit(payload(PMML_LINEAR, "1"), known=[first.model])
+    assert again.event.kind == ModelEvent.DUPLICATE and again.model is first.model
+
+
+def test_restored_serves_from_state_bytes_and_retain_closes_the_rest(wine_data):
+    cache = ModelCache()
+    model = cache.admit(payload(PMML_FOREST, "3")).model
+    other = ModelCache()
+    restored = other.restored(model.to_bytes())
+    assert restored.version == "3" and other.restored(model.to_bytes()) is restored
     np.testing.assert_array_equal(
         restored.score_batch(wine_data.features).scores, model.score_batch(wine_data.features).scores
     )
+    cache.retain([])
+    assert model._pmml is None and len(cache) == 0

@@ -1,0 +1,68 @@
+"""Typed settings. Read from CLI flags, ``MODELSERVING_*`` environment variables or a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class ServingOptions(BaseModel, frozen=True):
+    """What the serving functions need at run time; shipped to every Python worker.
+
+    Attributes:
+        early_records: ``hold`` keeps records that arrive before any model for
+            their data type (up to ``max_held_records`` per key) and scores them
+            with the first model; ``drop`` sends them to dead letters as ``no model``.
+        max_held_records: bound of the hold buffer per key; overflow is dead-lettered.
+        stats_every_records: emit stats after this many records per model (0: never).
+        stats_every_seconds: emit stats when this long has passed since the last emission.
+        flush_granularity_ms: records are scored in event-time slots of this width;
+            a wider slot means bigger batches and more latency.
+        model_roots: directories by-reference models may be loaded from.
+    """
+
+    early_records: Literal["hold", "drop"] = "hold"
+    max_held_records: int = Field(10_000, ge=0)
+    stats_every_records: int = Field(1_000, ge=0)
+    stats_every_seconds: float = Field(10.0, ge=0)
+    flush_granularity_ms: int = Field(10, ge=1)
+    model_roots: tuple[Path, ...] = ()
+
+
+class JobSettings(BaseModel, frozen=True):
+    """How a serving job runs on Flink.
+
+    Attributes:
+        job: ``keyed`` (KeyedCoProcessFunction) or ``partitioned`` (broadcast models).
+        parallelism: operator parallelism.
+        max_parallelism: fixed for the life of the job: savepoints depend on it.
+        checkpoint_interval_ms: exactly-once checkpoints this often.
+        state_backend: ``hashmap`` (default) or ``rocksdb``.
+        checkpoint_dir: where checkpoints go (a path or URI); None keeps them in memory.
+        restore_from: a savepoint or checkpoint to start from.
+        out_of_orderness_ms: how late a record may arrive in event time.
+        model_idle_ms: after this long without models the model stream stops holding back watermarks.
+        restart_attempts: fixed-delay restarts before the job fails (0: fail at once).
+    """
+
+    job: Literal["keyed", "partitioned"] = "keyed"
+    parallelism: int = Field(1, ge=1)
+    max_parallelism: int = Field(128, ge=1)
+    checkpoint_interval_ms: int = Field(5_000, ge=100)
+    state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
+    checkpoint_dir: str | None = None
+    restore_from: str | None = None
+    out_of_orderness_ms: int = Field(200, ge=0)
+    model_idle_ms: int = Field(1_000, ge=1)
+    restart_attempts: int = Field(0, ge=0)
+    options: ServingOptions = ServingOptions()
+
+    @field_validator("max_parallelism")
+    @classmethod
+    def _max_parallelism_is_fixed(cls, value: int) -> int:
+        if value != 128:
+            # Changing it invalidates every savepoint's key groups; see docs/state-compatibility.
+            raise ValueError("max_parallelism is fixed at 128 so savepoints stay restorable")
+        return value
