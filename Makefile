@@ -35,7 +35,10 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(VENV)/bin/modelserving demo
+	$(VENV)/bin/modelserving run keyed --parallelism 2 --swap-every 500 --out /tmp/modelserving-demo.jsonl \
+	  --model serving/reference/models/winequalityLinearRegression.pmml:pmml \
+	  --model serving/reference/models/optimized_WineQuality.pb:tensorflow \
+	  --model serving/reference/models/winequalityRandonForrestClassification.pmml:pmml
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

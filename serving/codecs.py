@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 
 import numpy as np
@@ -25,7 +26,8 @@ from serving.pb.wine_record_pb2 import WineRecord
 #: Records larger than this are refused before parsing (a wine record is ~110 bytes).
 MAX_RECORD_BYTES = 64 * 1024
 
-KNOWN_DATA_TYPES = frozenset({wine.DATA_TYPE})
+#: A data type names a stream of records sharing the wine schema ("wine", "wine-white", ...).
+DATA_TYPE_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
 def now_ms() -> int:
@@ -44,14 +46,13 @@ def encode_record(record_id: str, features, *, ts: int | None = None, data_type:
     return record.SerializeToString()
 
 
-def decode_record(
-    data: bytes, *, known_data_types: frozenset[str] = KNOWN_DATA_TYPES, max_bytes: int = MAX_RECORD_BYTES
-) -> WineRecord:
+def decode_record(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> WineRecord:
     """Parse and validate ``WineRecord`` bytes.
 
     Raises:
-        RecordDecodeError: empty, oversized, unparsable, no id, unknown data
-            type, or a feature that is NaN or infinite.
+        RecordDecodeError: empty, oversized, unparsable, no id, a data type
+            that is not a lower-case name (``DATA_TYPE_PATTERN``), or a feature
+            that is NaN or infinite.
     """
     if not data:
         raise RecordDecodeError("record is empty")
@@ -64,8 +65,8 @@ def decode_record(
         raise RecordDecodeError(f"not a WineRecord: {exc}") from exc
     if not record.id:
         raise RecordDecodeError("record has no id")
-    if record.data_type not in known_data_types:
-        raise RecordDecodeError(f"record {record.id!r} has unknown data type {record.data_type!r}")
+    if not DATA_TYPE_PATTERN.fullmatch(record.data_type):
+        raise RecordDecodeError(f"record {record.id!r} has a bad data type {record.data_type[:80]!r}")
     for field in wine.RECORD_FIELDS:
         if not math.isfinite(getattr(record, field)):
             raise RecordDecodeError(f"record {record.id!r} has a non-finite {field}")

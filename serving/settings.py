@@ -20,6 +20,10 @@ class ServingOptions(BaseModel, frozen=True):
         stats_every_seconds: emit stats when this long has passed since the last emission.
         flush_granularity_ms: records are scored in event-time slots of this width;
             a wider slot means bigger batches and more latency.
+        idle_flush_ms: when the data stream goes quiet its watermark stops, and
+            buffered records would wait; after this long they are scored with
+            the models known by then. 0 turns it off: results then depend only
+            on timestamps, never on arrival order (bounded inputs, tests).
         model_roots: directories by-reference models may be loaded from.
     """
 
@@ -28,6 +32,7 @@ class ServingOptions(BaseModel, frozen=True):
     stats_every_records: int = Field(1_000, ge=0)
     stats_every_seconds: float = Field(10.0, ge=0)
     flush_granularity_ms: int = Field(10, ge=1)
+    idle_flush_ms: int = Field(0, ge=0)
     model_roots: tuple[Path, ...] = ()
 
 

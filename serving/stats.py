@@ -13,8 +13,9 @@ class ModelServingStats:
     """Usage, total/min/max scoring duration (ns) and since (epoch ms) of one model version.
 
     ``min_duration_ns`` and ``max_duration_ns`` are 0 while ``usage`` is 0.
-    Durations are per record: a batch of N records costing D ns adds N records
-    of D // N ns each (the remainder is kept in ``total_duration_ns``).
+    Durations are per record: a batch of N records costing D ns counts as N
+    records of D / N ns each; min rounds that down and max rounds it up, so
+    ``min <= mean <= max`` always holds.
     """
 
     name: str
@@ -27,6 +28,7 @@ class ModelServingStats:
     total_duration_ns: int = 0
     min_duration_ns: int = 0
     max_duration_ns: int = 0
+    instance: str = ""
 
     @classmethod
     def for_model(cls, descriptor: ModelDescriptor, since_ms: int) -> ModelServingStats:
@@ -49,9 +51,9 @@ class ModelServingStats:
         """Account for ``count`` records scored together in ``duration_ns``."""
         if count <= 0:
             return
-        per_record = duration_ns // count
-        self.min_duration_ns = per_record if self.usage == 0 else min(self.min_duration_ns, per_record)
-        self.max_duration_ns = max(self.max_duration_ns, per_record)
+        low, high = duration_ns // count, -(-duration_ns // count)
+        self.min_duration_ns = low if self.usage == 0 else min(self.min_duration_ns, low)
+        self.max_duration_ns = max(self.max_duration_ns, high)
         self.usage += count
         self.total_duration_ns += duration_ns
 
@@ -78,6 +80,7 @@ class ModelServingStats:
             total_duration_ns=self.total_duration_ns + other.total_duration_ns,
             min_duration_ns=mins,
             max_duration_ns=maxs,
+            instance=self.instance if self.instance == other.instance else "",
         )
 
     def to_proto(self) -> ModelStats:
@@ -93,6 +96,7 @@ class ModelServingStats:
             total_duration_ns=self.total_duration_ns,
             min_duration_ns=self.min_duration_ns,
             max_duration_ns=self.max_duration_ns,
+            instance=self.instance,
         )
 
     @classmethod
@@ -109,6 +113,7 @@ class ModelServingStats:
             total_duration_ns=message.total_duration_ns,
             min_duration_ns=message.min_duration_ns,
             max_duration_ns=message.max_duration_ns,
+            instance=message.instance,
         )
 
     def to_dict(self) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from serving import wine
-from serving.errors import ModelSchemaError
 from serving.model import ModelDescriptor, RawPrediction, classify
 
 
@@ -18,16 +17,12 @@ def metadata_list(descriptor: ModelDescriptor, key: str) -> tuple[str, ...] | No
 
 
 def feature_names(descriptor: ModelDescriptor) -> tuple[str, ...]:
-    """Names of the record's features, in column order (metadata ``feature_names`` wins)."""
-    names = metadata_list(descriptor, "feature_names")
-    if names:
-        return names
-    if descriptor.data_type == wine.DATA_TYPE:
-        return wine.FEATURE_NAMES
-    raise ModelSchemaError(
-        f"model {descriptor.name!r}: data type {descriptor.data_type!r} has no known feature names; "
-        "set metadata feature_names"
-    )
+    """Names of the record's features, in column order.
+
+    Every data type is carried as a ``WineRecord``, so the wine feature names
+    apply unless metadata ``feature_names`` says otherwise.
+    """
+    return metadata_list(descriptor, "feature_names") or wine.FEATURE_NAMES
 
 
 def dense_output(descriptor: ModelDescriptor, output: np.ndarray) -> RawPrediction:

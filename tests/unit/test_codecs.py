@@ -27,7 +27,8 @@ def test_round_trip_keeps_every_feature():
         (b"", "empty"),
         (b"\xff\xff\xff\xff", "not a WineRecord"),
         (WineRecord(data_type="wine").SerializeToString(), "no id"),
-        (WineRecord(id="x", data_type="beer").SerializeToString(), "unknown data type"),
+        (WineRecord(id="x", data_type="").SerializeToString(), "bad data type"),
+        (WineRecord(id="x", data_type="Wine Red\x00").SerializeToString(), "bad data type"),
         (WineRecord(id="x", data_type="wine", alcohol=math.nan).SerializeToString(), "non-finite alcohol"),
         (b"\x0a" + b"\x01a" + b"\x00" * 70000, "cap"),
     ],
@@ -45,5 +46,5 @@ def test_random_bytes_never_escape_as_other_errors(payload):
     except RecordDecodeError:
         return
     # What proto3 accepts must still be meaningful.
-    assert record.id and record.data_type == "wine"
+    assert record.id and record.data_type and record.data_type == record.data_type.lower()
     assert all(math.isfinite(v) for v in record_features(record))

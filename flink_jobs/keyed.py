@@ -1,0 +1,133 @@
+"""The keyed job: a KeyedCoProcessFunction keeps the model per data type in keyed state.
+
+Topology::
+
+    data ──decode──► event time ──key_by(data_type)──┐
+                                                      ├─► ModelServingKeyed ─► results
+    models ─decode─► event time ──key_by(data_type)──┘        │  side: stats, dead letters, model events
+
+State per data type (all bytes, never pickled objects):
+
+* ``current-model``: ``Model.to_bytes()`` of the serving model (descriptor + artifact);
+* ``pending-models``: accepted models whose ``created_at`` the watermark has not passed;
+* ``record-buffer``: WineRecord bytes waiting for the watermark (or for a first model);
+* ``model-stats``: ModelStats bytes of the serving model.
+"""
+
+from __future__ import annotations
+
+from pyflink.common import Types
+from pyflink.datastream.functions import KeyedCoProcessFunction, RuntimeContext
+from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
+
+from flink_jobs.serving_function import flush_bounds, register_flush, save_stats, score_buffer
+from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
+from serving.logs import get_logger
+from serving.model import Model
+from serving.pb.model_event_pb2 import ModelEvent
+from serving.registry import ModelCache
+from serving.scoring import StatsTracker
+from serving.settings import ServingOptions
+
+log = get_logger("keyed")
+
+CURRENT_MODEL = ValueStateDescriptor("current-model", BYTES)
+PENDING_MODELS = ListStateDescriptor("pending-models", BYTES)
+RECORD_BUFFER = ListStateDescriptor("record-buffer", BYTES)
+MODEL_STATS = MapStateDescriptor("model-stats", Types.STRING(), BYTES)
+
+
+class ModelServingKeyed(KeyedCoProcessFunction):
+    """Scores records (input 1) with the model for their data type (input 2).
+
+    Contract:
+      * A model is admitted on arrival (decoded, built, probed): the outcome is
+        a model event, and a rejection also a dead letter. A rejected model
+        never replaces the serving one.
+      * A record is scored by the latest accepted model with
+        ``created_at <= record.ts``, once the watermark has passed both.
+      * Every record ends as exactly one result or one dead letter.
+      * After a restore, models are rebuilt from state bytes; no model needs
+        to be sent again.
+    """
+
+    def __init__(self, options: ServingOptions) -> None:
+        self.options = options
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        """Bind state and build the model cache."""
+        self.current = runtime_context.get_state(CURRENT_MODEL)
+        self.pending = runtime_context.get_list_state(PENDING_MODELS)
+        self.buffer = runtime_context.get_list_state(RECORD_BUFFER)
+        self.stats = runtime_context.get_map_state(MODEL_STATS)
+        self.cache = ModelCache(self.options.model_roots)
+
+    def close(self) -> None:
+        """Release every built model."""
+        self.cache.close()
+
+    def process_element1(self, value, ctx):
+        """A data record: buffer it until the watermark passes it."""
+        self.buffer.add(value.payload)
+        register_flush(ctx, value.ts, self.options)
+        return iter(())
+
+    def process_element2(self, value, ctx):
+        """A model: admit it now; it serves from its ``created_at`` on."""
+        current = self._current_model()
+        pending = self._pending_models()
+        admission = self.cache.admit(
+            bytes(value.payload),
+            known=[m for m in [current, *pending] if m is not None],
+            previous_version=current.version if current else "",
+        )
+        _log_admission(admission.event, ctx.get_current_key())
+        yield MODEL_EVENTS, admission.event.SerializeToString()
+        if admission.dead_letter is not None:
+            yield DEAD_LETTERS, admission.dead_letter.SerializeToString()
+        if admission.accepted:
+            self.pending.add(admission.model.to_bytes())
+            register_flush(ctx, value.created_at, self.options)
+
+    def on_timer(self, timestamp: int, ctx):
+        """Apply due models and score due records, in event-time order."""
+        records_up_to, models_up_to, end = flush_bounds(timestamp, ctx)
+        tracker = StatsTracker(
+            f"key:{ctx.get_current_key()}",
+            self.options.stats_every_records,
+            self.options.stats_every_seconds,
+            dict(self.stats.items()),
+        )
+        current = self._current_model()
+        pending = sorted(self._pending_models(), key=lambda m: m.descriptor.created_at)
+        due = [m for m in pending if m.descriptor.created_at <= models_up_to]
+        timeline = ([(-(2**63), current)] if current else []) + [(m.descriptor.created_at, m) for m in due]
+        data_type = ctx.get_current_key()
+        yield from score_buffer(self.buffer, records_up_to, {data_type: timeline}, tracker, self.options, end)
+        for model in due:
+            for message in tracker.started(model, model.descriptor.created_at):
+                yield STATS, message.SerializeToString()
+            log.info("model swapped in", extra={"data_type": data_type, "model": model.name, "version": model.version})
+        if due:
+            waiting = [m for m in pending if m not in due]
+            self.current.update(due[-1].to_bytes())
+            self.pending.update([m.to_bytes() for m in waiting])
+            self.cache.retain([due[-1], *waiting])
+        if end:
+            for message in tracker.emit_all():
+                yield STATS, message.SerializeToString()
+        save_stats(self.stats, tracker)
+
+    def _current_model(self) -> Model | None:
+        raw = self.current.value()
+        return self.cache.restored(bytes(raw)) if raw is not None else None
+
+    def _pending_models(self) -> list[Model]:
+        return [self.cache.restored(bytes(raw)) for raw in self.pending.get() or []]
+
+
+def _log_admission(event: ModelEvent, key: str) -> None:
+    log.info(
+        f"model {ModelEvent.Kind.Name(event.kind).lower()}",
+        extra={"data_type": key, "model": event.name, "version": event.version, "reason": event.reason or "-"},
+    )

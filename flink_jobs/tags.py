@@ -1,0 +1,29 @@
+"""Type information and side-output tags shared by both jobs.
+
+Everything that crosses between operators is bytes (serialized protobufs) or
+a small Row of primitives, never a pickled Python object, so state and
+savepoints stay readable and stable across code changes.
+"""
+
+from pyflink.common import Types
+from pyflink.datastream import OutputTag
+
+BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
+
+#: A decoded, validated data record: key fields plus the original WineRecord bytes.
+RECORD_ROW = Types.ROW_NAMED(
+    ["data_type", "id", "ts", "payload"], [Types.STRING(), Types.STRING(), Types.LONG(), BYTES]
+)
+
+#: A decoded model message: key fields plus the ModelDescriptor bytes.
+MODEL_ROW = Types.ROW_NAMED(["data_type", "created_at", "payload"], [Types.STRING(), Types.LONG(), BYTES])
+
+#: ModelStats bytes: on every model change, every N records or T seconds, and at end of input.
+STATS = OutputTag("stats", BYTES)
+#: DeadLetter bytes: undecodable records and models, records with no model, scoring errors.
+DEAD_LETTERS = OutputTag("dead-letters", BYTES)
+#: ModelEvent bytes: accepted, rejected (with the reason) or duplicate.
+MODEL_EVENTS = OutputTag("model-events", BYTES)
+
+#: Long.MAX_VALUE: the watermark a bounded source sends when it is done.
+END_OF_INPUT = 2**63 - 1

@@ -1,0 +1,49 @@
+"""``modelserving run``: the CLI runs the same job graph and writes results, dead letters and stats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from serving.cli import main
+from tests.conftest import PMML_LINEAR, TF_SAVED
+
+pytestmark = pytest.mark.flink
+
+
+def test_run_swaps_models_every_n_records(tmp_path, capsys):
+    out = tmp_path / "results.jsonl"
+    code = main(
+        [
+            "run",
+            "partitioned",
+            "--model",
+            f"{PMML_LINEAR}:pmml",
+            "--model",
+            f"{TF_SAVED}:tensorflow_saved",
+            "--swap-every",
+            "700",
+            "--parallelism",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["record_id"] for r in rows] == [str(i) for i in range(1599)]
+    assert set(rows[0]) >= {"model_name", "model_version", "data_type", "record_id", "record_ts", "score", "duration_ns"}
+    assert {r["model_name"] for r in rows[:700]} == {"winequalityLinearRegression"}
+    assert {r["model_name"] for r in rows[700:]} == {"wine_savedmodel"}
+    assert (tmp_path / "results.jsonl.deadletters").read_text() == ""
+    stats = [json.loads(line) for line in (tmp_path / "results.jsonl.stats").read_text().splitlines()]
+    assert {s["name"] for s in stats} == {"winequalityLinearRegression", "wine_savedmodel"}
+    assert "1599 results" in capsys.readouterr().err
+
+
+def test_run_with_a_missing_model_is_one_line_error(tmp_path, capsys):
+    code = main(["run", "keyed", "--model", str(tmp_path / "nope.pmml") + ":pmml", "--out", str(tmp_path / "o")])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"modelserving run: error: model path {tmp_path / 'nope.pmml'} does not exist"]
