@@ -31,7 +31,7 @@ $(JARS_STAMP): scripts/jvm-deps.pom.xml scripts/fetch-jars.sh
 	scripts/fetch-jars.sh
 	@touch $@
 
-test: setup
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

@@ -116,7 +116,8 @@ def _summary(console, results, dead, events, elapsed: float, out: Path) -> None:
     table.add_column("model")
     table.add_column("version")
     table.add_column("records", justify="right")
-    for (name, version), n in sorted(collections.Counter((r["model_name"], r["model_version"]) for r in results).items()):
+    scored = collections.Counter((r["model_name"], r["model_version"]) for r in results)
+    for (name, version), n in sorted(scored.items()):
         table.add_row(name, version, str(n))
     console.print(table)
     for event in events:

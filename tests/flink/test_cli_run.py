@@ -33,7 +33,8 @@ def test_run_swaps_models_every_n_records(tmp_path, capsys):
     assert code == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["record_id"] for r in rows] == [str(i) for i in range(1599)]
-    assert set(rows[0]) >= {"model_name", "model_version", "data_type", "record_id", "record_ts", "score", "duration_ns"}
+    fields = {"model_name", "model_version", "data_type", "record_id", "record_ts", "score", "duration_ns"}
+    assert set(rows[0]) >= fields
     assert {r["model_name"] for r in rows[:700]} == {"winequalityLinearRegression"}
     assert {r["model_name"] for r in rows[700:]} == {"wine_savedmodel"}
     assert (tmp_path / "results.jsonl.deadletters").read_text() == ""
