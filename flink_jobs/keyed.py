@@ -11,14 +11,13 @@ State per data type (all bytes, never pickled objects):
 * ``current-model``: ``Model.to_bytes()`` of the serving model (descriptor + artifact);
 * ``pending-models``: accepted models whose ``created_at`` the watermark has not passed;
 * ``record-buffer``: WineRecord bytes waiting for the watermark (or for a first model);
-* ``model-stats``: ModelStats bytes of the serving model.
+* ``model-stats``: ModelStatsList bytes: the stats of the serving model.
 """
 
 from __future__ import annotations
 
-from pyflink.common import Types
 from pyflink.datastream.functions import KeyedCoProcessFunction, RuntimeContext
-from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.serving_function import flush_bounds, register_flush, save_stats, score_buffer
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
@@ -34,7 +33,7 @@ log = get_logger("keyed")
 CURRENT_MODEL = ValueStateDescriptor("current-model", BYTES)
 PENDING_MODELS = ListStateDescriptor("pending-models", BYTES)
 RECORD_BUFFER = ListStateDescriptor("record-buffer", BYTES)
-MODEL_STATS = MapStateDescriptor("model-stats", Types.STRING(), BYTES)
+MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
 
 
 class ModelServingKeyed(KeyedCoProcessFunction):
@@ -59,7 +58,7 @@ class ModelServingKeyed(KeyedCoProcessFunction):
         self.current = runtime_context.get_state(CURRENT_MODEL)
         self.pending = runtime_context.get_list_state(PENDING_MODELS)
         self.buffer = runtime_context.get_list_state(RECORD_BUFFER)
-        self.stats = runtime_context.get_map_state(MODEL_STATS)
+        self.stats = runtime_context.get_state(MODEL_STATS)
         self.cache = ModelCache(self.options.model_roots)
 
     def close(self) -> None:
@@ -96,7 +95,7 @@ class ModelServingKeyed(KeyedCoProcessFunction):
             f"key:{ctx.get_current_key()}",
             self.options.stats_every_records,
             self.options.stats_every_seconds,
-            dict(self.stats.items()),
+            self.stats.value(),
         )
         current = self._current_model()
         pending = sorted(self._pending_models(), key=lambda m: m.descriptor.created_at)

@@ -26,7 +26,7 @@ import zlib
 
 from pyflink.common import Types
 from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeContext
-from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor
+from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.serving_function import flush_bounds, register_flush, save_stats, score_buffer
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
@@ -41,7 +41,7 @@ log = get_logger("partitioned")
 #: Broadcast state: "data_type\x1fcreated_at\x1fname\x1fversion" -> Model.to_bytes()
 MODELS = MapStateDescriptor("models", Types.STRING(), BYTES)
 RECORD_BUFFER = ListStateDescriptor("record-buffer", BYTES)
-MODEL_STATS = MapStateDescriptor("model-stats", Types.STRING(), BYTES)
+MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
 
 #: Versions kept per data type: enough for records that arrive late to find their model.
 KEEP_VERSIONS = 3
@@ -71,7 +71,7 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         """Bind state and build the model cache."""
         self.buffer = runtime_context.get_list_state(RECORD_BUFFER)
-        self.stats = runtime_context.get_map_state(MODEL_STATS)
+        self.stats = runtime_context.get_state(MODEL_STATS)
         self.cache = ModelCache(self.options.model_roots)
         self.reports = runtime_context.get_index_of_this_subtask() == 0
 
@@ -122,7 +122,7 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
             f"bucket:{ctx.get_current_key()}",
             self.options.stats_every_records,
             self.options.stats_every_seconds,
-            dict(self.stats.items()),
+            self.stats.value(),
         )
         yield from score_buffer(self.buffer, records_up_to, timelines, tracker, self.options, end)
         if end:

@@ -74,7 +74,5 @@ def score_buffer(
 
 
 def save_stats(stats_state, tracker: StatsTracker) -> None:
-    """Write the tracker back to its MapState."""
-    stats_state.clear()
-    for key, value in tracker.saved().items():  # PyFlink's MapState.put_all mis-iterates a dict
-        stats_state.put(key, value)
+    """Write the tracker back to its ValueState."""
+    stats_state.update(tracker.saved())

@@ -15,7 +15,7 @@ from serving.codecs import dead_letter, decode_record, features_matrix, now_ms, 
 from serving.errors import RecordDecodeError, ServingError
 from serving.model import Model
 from serving.pb.dead_letter_pb2 import DeadLetter
-from serving.pb.model_stats_pb2 import ModelStats
+from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.pb.wine_record_pb2 import WineRecord
 from serving.registry import model_key
@@ -108,17 +108,19 @@ class StatsTracker:
     Stats are emitted (returned as ``ModelStats`` messages) when a model stops
     serving its data type, every ``every_records`` records, when
     ``every_seconds`` have passed since the last emission, and on request.
-    The tracker loads from and saves to a ``{key: ModelStats bytes}`` mapping
-    so a Flink function can keep it in state.
+    The tracker loads from and saves to ``ModelStatsList`` bytes, so a Flink
+    function can keep it in one ValueState.
     """
 
-    def __init__(self, instance: str, every_records: int, every_seconds: float, saved: Mapping[str, bytes]) -> None:
+    def __init__(self, instance: str, every_records: int, every_seconds: float, saved: bytes | None) -> None:
         self.instance = instance
         self.every_records = every_records
         self.every_ms = int(every_seconds * 1000)
-        self.stats: dict[str, ModelServingStats] = {
-            k: ModelServingStats.from_proto(ModelStats.FromString(bytes(v))) for k, v in saved.items()
-        }
+        entries = ModelStatsList.FromString(bytes(saved)).stats if saved else []
+        self.stats: dict[str, ModelServingStats] = {}
+        for entry in entries:
+            stats = ModelServingStats.from_proto(entry)
+            self.stats["\x1f".join((stats.data_type, stats.name, stats.version))] = stats
         self._last_emit_ms = now_ms()
 
     @staticmethod
@@ -154,9 +156,9 @@ class StatsTracker:
         self._last_emit_ms = now_ms()
         return [self._message(s) for s in self.stats.values()]
 
-    def saved(self) -> dict[str, bytes]:
-        """The mapping to keep in state."""
-        return {k: s.to_proto().SerializeToString() for k, s in self.stats.items()}
+    def saved(self) -> bytes:
+        """The bytes to keep in state (a ``ModelStatsList``)."""
+        return ModelStatsList(stats=[s.to_proto() for s in self.stats.values()]).SerializeToString()
 
     def _fresh(self, model: Model, since_ms: int) -> ModelServingStats:
         stats = ModelServingStats.for_model(model.descriptor, since_ms)

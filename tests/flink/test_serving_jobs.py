@@ -96,8 +96,9 @@ def test_two_data_types_are_served_by_their_own_models(scenario):
 
 def test_stats_usage_matches_results_and_min_mean_max_are_ordered(scenario):
     outputs, _ = scenario
+    # Usage is cumulative per instance and version, so the largest emission is the latest.
     latest = {}
-    for s in sorted(outputs.stats, key=lambda s: (s["emitted_at"], s["usage"])):
+    for s in sorted(outputs.stats, key=lambda s: s["usage"]):
         latest[(s["instance"], s["version"])] = s
     usage = collections.Counter()
     for (_, version), s in latest.items():
