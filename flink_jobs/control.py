@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pyflink.common.completable_future import CompletableFuture
 from pyflink.common.job_client import JobClient
 from pyflink.java_gateway import get_gateway
@@ -27,3 +29,13 @@ def trigger_savepoint(client: JobClient, directory: str) -> str:
     """Take a savepoint into ``directory`` and keep the job running; returns its path."""
     future = client._j_job_client.triggerSavepoint(as_uri(directory), _canonical())
     return CompletableFuture(future, str).result()
+
+
+def latest_checkpoint(checkpoint_dir: str | Path) -> str | None:
+    """The newest completed checkpoint under ``checkpoint_dir`` (``<job id>/chk-N`` with ``_metadata``)."""
+    root = Path(str(checkpoint_dir).removeprefix("file://"))
+    completed = [m.parent for m in root.glob("*/chk-*/_metadata")]
+    if not completed:
+        return None
+    newest = max(completed, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])))
+    return str(newest)

@@ -10,6 +10,7 @@ from pathlib import Path
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
+from serving.errors import ConfigError
 from serving.settings import JobSettings
 
 
@@ -18,6 +19,18 @@ def as_uri(path_or_uri: str) -> str:
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", path_or_uri):  # file:/x, file:///x, s3://b/x
         return path_or_uri
     return Path(path_or_uri).resolve().as_uri()
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONNECTOR_DIR = PROJECT_ROOT / ".cache" / "jars" / "connector"
+
+
+def connector_jar() -> Path:
+    """The Flink Kafka connector jar fetched by ``make jars``."""
+    jars = sorted(CONNECTOR_DIR.glob("flink-sql-connector-kafka-*.jar"))
+    if not jars:
+        raise ConfigError(f"the Flink Kafka connector is missing from {CONNECTOR_DIR}: run `make jars`")
+    return jars[-1]
 
 
 def job_configuration(
@@ -36,6 +49,8 @@ def job_configuration(
     conf.set_string("python.execution-mode", "process")
     conf.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms}ms")
     conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
+    # A checkpoint stuck on an unreachable broker must fail (and restart the job), not hang 10 minutes.
+    conf.set_string("execution.checkpointing.timeout", f"{settings.checkpoint_timeout_ms}ms")
     conf.set_string("state.backend.type", settings.state_backend)
     conf.set_string("pipeline.max-parallelism", str(settings.max_parallelism))
     conf.set_string("parallelism.default", str(settings.parallelism))
@@ -45,9 +60,13 @@ def job_configuration(
     if settings.restore_from:
         conf.set_string("execution.state-recovery.path", as_uri(settings.restore_from))
     if settings.restart_attempts:
-        conf.set_string("restart-strategy.type", "fixed-delay")
-        conf.set_string("restart-strategy.fixed-delay.attempts", str(settings.restart_attempts))
-        conf.set_string("restart-strategy.fixed-delay.delay", "2s")
+        # Back off 1 s, 2 s, 4 s ... up to 10 s: rides out a broker restart without hammering it.
+        conf.set_string("restart-strategy.type", "exponential-delay")
+        conf.set_string("restart-strategy.exponential-delay.initial-backoff", "1s")
+        conf.set_string("restart-strategy.exponential-delay.max-backoff", "10s")
+        conf.set_string(
+            "restart-strategy.exponential-delay.attempts-before-reset-backoff", str(settings.restart_attempts)
+        )
     else:
         # With checkpointing on, Flink's default retries forever; a failing job must fail.
         conf.set_string("restart-strategy.type", "none")

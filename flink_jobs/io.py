@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Protocol
 
 from pyflink.common import Duration, Row, Types, WatermarkStrategy
-from pyflink.common.serialization import Encoder
+from pyflink.common.serialization import ByteArraySchema, Encoder
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.file_system import (
     FileSink,
     FileSource,
@@ -23,9 +24,17 @@ from pyflink.datastream.connectors.file_system import (
     RollingPolicy,
     StreamFormat,
 )
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetResetStrategy,
+    KafkaOffsetsInitializer,
+    KafkaRecordSerializationSchema,
+    KafkaSink,
+    KafkaSource,
+)
 
 from flink_jobs.tags import BYTES
 from serving.codecs import dead_letter_to_json, model_event_to_json, result_to_json
+from serving.kafka.settings import KafkaSettings
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
@@ -135,6 +144,65 @@ def write_base64_lines(path: Path, messages: Sequence[bytes]) -> None:
     tmp = path.with_name("." + path.name + ".tmp")
     tmp.write_text("".join(base64.b64encode(m).decode() + "\n" for m in messages))
     tmp.rename(path)
+
+
+class KafkaIO:
+    """Kafka topics in and out; every output is written exactly once (transactions).
+
+    Consumers of the outputs must read with ``isolation.level=read_committed``:
+    results become visible when the checkpoint that covers them completes.
+    """
+
+    def __init__(self, settings: KafkaSettings, job: str) -> None:
+        self.settings, self.job = settings, job
+
+    def _source(self, env: StreamExecutionEnvironment, topic: str, role: str, offsets) -> DataStream:
+        builder = (
+            KafkaSource.builder()
+            .set_bootstrap_servers(self.settings.bootstrap_servers)
+            .set_topics(topic)
+            .set_group_id(f"{self.settings.group_id}-{self.job}")
+            .set_client_id_prefix(f"{self.settings.group_id}-{self.job}-{role}")
+            .set_starting_offsets(offsets)
+            .set_value_only_deserializer(ByteArraySchema())
+        )
+        for key, value in {**self.settings.java_properties(), "isolation.level": "read_committed"}.items():
+            builder = builder.set_property(key, value)
+        return env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), f"kafka {role}").uid(
+            f"{role}-source"
+        )
+
+    def data_source(self, env: StreamExecutionEnvironment) -> DataStream:
+        """The data topic, from the group's committed offsets (earliest when there are none)."""
+        offsets = KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
+        return self._source(env, self.settings.topics.data, "data", offsets)
+
+    def model_source(self, env: StreamExecutionEnvironment) -> DataStream:
+        """The model topic from the beginning: a fresh job must find the latest model.
+
+        A restored job resumes from the offsets in its state instead.
+        """
+        return self._source(env, self.settings.topics.models, "model", KafkaOffsetsInitializer.earliest())
+
+    def sink(self, output: str, stream: DataStream) -> None:
+        """A transactional Kafka sink per output, with a prefix stable across restarts."""
+        topic = getattr(self.settings.topics, output.replace("-", "_"))
+        builder = (
+            KafkaSink.builder()
+            .set_bootstrap_servers(self.settings.bootstrap_servers)
+            .set_record_serializer(
+                KafkaRecordSerializationSchema.builder()
+                .set_topic(topic)
+                .set_value_serialization_schema(ByteArraySchema())
+                .build()
+            )
+            .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
+            .set_transactional_id_prefix(f"{self.settings.transactional_id_prefix}-{self.job}-{output}")
+            .set_property("transaction.timeout.ms", str(self.settings.transaction_timeout_ms))
+        )
+        for key, value in self.settings.java_properties().items():
+            builder = builder.set_property(key, value)
+        stream.sink_to(builder.build()).uid(f"sink-{output}").name(f"{output} to Kafka")
 
 
 class _FromBase64:

@@ -1,4 +1,8 @@
-"""Building the two serving jobs. Tests and the CLI call the same functions.
+"""Building the serving jobs. Tests and the CLI call the same functions.
+
+``keyed`` and ``partitioned`` serve models; ``passthrough`` is the framework's
+own ceiling for benchmarks: the same sources, decoding and sinks, but one
+result per record with no model and no state.
 
 ``build_job`` only declares the graph on an environment; running it is the
 caller's choice (``env.execute``, ``execute_async``, or ``flink run``).
@@ -10,16 +14,25 @@ from dataclasses import dataclass
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream.functions import ProcessFunction
 
 from flink_jobs.ingest import decoded_models, decoded_records
 from flink_jobs.io import JobIO
 from flink_jobs.keyed import ModelServingKeyed
 from flink_jobs.partitioned import MODELS, ModelServingPartitioned, bucket_of
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
+from serving.pb.serving_result_pb2 import ServingResult
 from serving.settings import JobSettings
 
 #: Job names as Flink shows them.
-JOB_NAMES = {"keyed": "ModelServingKeyedJob", "partitioned": "ModelServingFlatJob"}
+JOB_NAMES = {
+    "keyed": "ModelServingKeyedJob",
+    "partitioned": "ModelServingFlatJob",
+    "passthrough": "ModelServingPassthroughJob",
+}
+
+#: ``model_name`` of every result the passthrough job emits.
+PASSTHROUGH_MODEL = "passthrough"
 
 #: Every operator uid, by job. Savepoints map state to these: see docs/state-compatibility.md.
 BUCKETS_PER_INSTANCE = 4
@@ -48,13 +61,31 @@ class _BucketKey:
         return bucket_of(row.id, self.buckets)
 
 
+class Passthrough(ProcessFunction):
+    """A decoded record -> one ``ServingResult`` named ``passthrough``: no model, no state, no score.
+
+    The benchmark's ceiling: what the sources, decoding, Python hand-over and
+    sinks cost without any serving work. Declares the stats side output (never
+    written) so the job has the same four outputs as the serving jobs.
+    """
+
+    def process_element(self, value, ctx):
+        """Emit the result for one record row (``RECORD_ROW``)."""
+        result = ServingResult(
+            model_name=PASSTHROUGH_MODEL, data_type=value.data_type, record_id=value.id, record_ts=value.ts
+        )
+        yield result.SerializeToString()
+
+
 def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: JobIO) -> ServingStreams:
     """Declare sources, decoding, event time and the serving function for ``settings.job``."""
     records, record_dead = decoded_records(io.data_source(env), settings.out_of_orderness_ms)
     models, model_dead, model_rejected = decoded_models(
         io.model_source(env), settings.out_of_orderness_ms, settings.model_idle_ms
     )
-    if settings.job == "keyed":
+    if settings.job == "passthrough":
+        served = records.process(Passthrough(), output_type=BYTES).uid("serve-passthrough").name("Passthrough")
+    elif settings.job == "keyed":
         served = (
             records.key_by(_DataTypeKey(), key_type=Types.STRING())
             .connect(models.key_by(_DataTypeKey(), key_type=Types.STRING()))
@@ -73,7 +104,7 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
         )
     return ServingStreams(
         results=served,
-        stats=served.get_side_output(STATS),
+        stats=served.get_side_output(STATS),  # the passthrough job never writes it
         dead_letters=record_dead.union(model_dead, served.get_side_output(DEAD_LETTERS)),
         model_events=model_rejected.union(served.get_side_output(MODEL_EVENTS)),
     )

@@ -40,22 +40,25 @@ class JobSettings(BaseModel, frozen=True):
     """How a serving job runs on Flink.
 
     Attributes:
-        job: ``keyed`` (KeyedCoProcessFunction) or ``partitioned`` (broadcast models).
+        job: ``keyed`` (KeyedCoProcessFunction), ``partitioned`` (broadcast models),
+            or ``passthrough`` (no model: one result per record; the benchmark's ceiling).
         parallelism: operator parallelism.
         max_parallelism: fixed for the life of the job: savepoints depend on it.
         checkpoint_interval_ms: exactly-once checkpoints this often.
+        checkpoint_timeout_ms: a checkpoint taking longer fails, and the job restarts.
         state_backend: ``hashmap`` (default) or ``rocksdb``.
         checkpoint_dir: where checkpoints go (a path or URI); None keeps them in memory.
         restore_from: a savepoint or checkpoint to start from.
         out_of_orderness_ms: how late a record may arrive in event time.
         model_idle_ms: after this long without models the model stream stops holding back watermarks.
-        restart_attempts: fixed-delay restarts before the job fails (0: fail at once).
+        restart_attempts: restarts (exponential back-off, 1 s to 10 s) before the job fails (0: fail at once).
     """
 
-    job: Literal["keyed", "partitioned"] = "keyed"
+    job: Literal["keyed", "partitioned", "passthrough"] = "keyed"
     parallelism: int = Field(1, ge=1)
     max_parallelism: int = Field(128, ge=1)
     checkpoint_interval_ms: int = Field(5_000, ge=100)
+    checkpoint_timeout_ms: int = Field(60_000, ge=1_000)
     state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
     checkpoint_dir: str | None = None
     restore_from: str | None = None

@@ -1,0 +1,93 @@
+"""Entry point of a Kafka serving job: ``python -m flink_jobs.main`` or ``flink run -py flink_jobs/main.py``.
+
+``main`` only reads flags and runs; the graph comes from
+``flink_jobs.jobs.build_job``, the same function the tests call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from flink_jobs.control import latest_checkpoint
+from flink_jobs.environment import connector_jar, create_environment
+from flink_jobs.io import KafkaIO
+from flink_jobs.jobs import JOB_NAMES, build_job
+from serving import logs
+from serving.errors import ConfigError, ServingError
+from serving.kafka.clients import check_reachable
+from serving.kafka.settings import KafkaSettings
+from serving.settings import JobSettings, ServingOptions
+
+
+def parser() -> argparse.ArgumentParser:
+    """Flags of the job entry point."""
+    p = argparse.ArgumentParser(prog="flink_jobs.main", description="Run a model-serving job on Kafka topics.")
+    p.add_argument("--job", choices=sorted(JOB_NAMES), default="keyed")
+    p.add_argument("--parallelism", type=int, default=1)
+    p.add_argument("--checkpoint-dir", default=None, help="path or URI; needed to restore after a crash")
+    p.add_argument("--checkpoint-interval", type=int, default=2000, metavar="MS")
+    p.add_argument("--restore", default=None, help="savepoint/checkpoint path, or 'latest' (in --checkpoint-dir)")
+    p.add_argument("--state-backend", choices=["hashmap", "rocksdb"], default="hashmap")
+    p.add_argument("--early-records", choices=["hold", "drop"], default="hold")
+    p.add_argument("--idle-flush-ms", type=int, default=1000)
+    p.add_argument("--restart-attempts", type=int, default=10)
+    p.add_argument("--bootstrap-servers", default=None)
+    p.add_argument("--kafka-config", type=Path, default=None, help="TOML file with a [kafka] table")
+    p.add_argument("--local", action="store_true", help="add the connector jar from .cache (MiniCluster runs)")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[JobSettings, KafkaSettings]:
+    """Job and Kafka settings from parsed flags (Kafka also from env and the config file)."""
+    restore = args.restore
+    if restore == "latest":
+        if not args.checkpoint_dir:
+            raise ConfigError("--restore latest needs --checkpoint-dir")
+        restore = latest_checkpoint(args.checkpoint_dir)
+        if restore is None:
+            raise ConfigError(f"no completed checkpoint under {args.checkpoint_dir}")
+    job = JobSettings(
+        job=args.job,
+        parallelism=args.parallelism,
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_interval_ms=args.checkpoint_interval,
+        restore_from=restore,
+        state_backend=args.state_backend,
+        restart_attempts=args.restart_attempts,
+        options=ServingOptions(early_records=args.early_records, idle_flush_ms=args.idle_flush_ms),
+    )
+    return job, KafkaSettings.load(args.kafka_config, bootstrap_servers=args.bootstrap_servers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the job on Kafka and run it until it is stopped."""
+    logs.configure()
+    args = parser().parse_args(argv)
+    log = logs.get_logger("job")
+    try:
+        job, kafka = settings_from_args(args)
+        check_reachable(kafka)
+        env = create_environment(job, jars=[connector_jar()] if args.local else ())
+        build_job(env, job, KafkaIO(kafka, job.job))
+        log.info(
+            "job starting",
+            extra={
+                "job": JOB_NAMES[job.job],
+                "parallelism": job.parallelism,
+                "kafka": kafka.describe(),
+                "restore": job.restore_from or "-",
+            },
+        )
+        env.execute(JOB_NAMES[job.job])
+    except ServingError as exc:
+        print(f"flink_jobs.main: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

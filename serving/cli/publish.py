@@ -1,0 +1,296 @@
+"""``modelserving publish`` and ``modelserving results``: feed a serving job over Kafka and watch it.
+
+``publish data`` streams wine records, ``publish model`` sends one model,
+``publish models`` cycles through a directory of models, ``results tail``
+shows what the job scored. Each first checks that the broker answers, so a
+down broker is one line naming its address, not a hang.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+from serving import wine
+from serving.cli.kafka import add_kafka_args, kafka_settings_from_args
+from serving.cli.models import parse_metadata
+from serving.errors import ConfigError
+from serving.factories import TYPE_NAMES
+from serving.kafka.settings import KafkaSettings
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``publish data|model|models`` and ``results tail``."""
+    publish = subparsers.add_parser(
+        "publish",
+        help="publish wine records or models to Kafka",
+        description="Publish to the topics a serving job reads: wine records to the data topic, "
+        "models to the models topic.",
+    )
+    commands = publish.add_subparsers(dest="publish_command", metavar="WHAT", required=True)
+
+    data = commands.add_parser(
+        "data",
+        help="stream wine CSV rows as records at a steady rate",
+        description="Stream wine CSV rows as WineRecord messages, keyed by record id and stamped with the "
+        "send time. Ids are the row number; with --count above the number of rows the CSV is sent again, "
+        "ids then being CYCLE-ROW.",
+    )
+    data.add_argument("--data", type=Path, default=None, metavar="CSV", help="wine CSV (default: the reference data)")
+    data.add_argument("--rate", type=float, required=True, metavar="N", help="records per second; 0 = unpaced")
+    data.add_argument("--count", type=int, default=None, metavar="N", help="records to send (default: every row)")
+    data.add_argument("--data-type", default=wine.DATA_TYPE, metavar="T", help="data type (default: wine)")
+    data.add_argument("--id-prefix", default="", metavar="P", help="prepended to every record id")
+    add_kafka_args(data)
+    data.set_defaults(handler=run_publish_data)
+
+    model = commands.add_parser(
+        "model",
+        help="publish one model file or SavedModel directory",
+        description="Publish one model as a ModelDescriptor, keyed by data type. It travels inline unless "
+        "it is larger than inline_model_max_bytes, then by reference (its absolute path, which the serving "
+        "job must see under one of its model roots).",
+    )
+    model.add_argument("path", type=Path, metavar="PATH", help="model file, or SavedModel directory")
+    model.add_argument("--type", required=True, choices=sorted(TYPE_NAMES), help="model type")
+    model.add_argument("--data-type", default=wine.DATA_TYPE, metavar="T", help="data type it scores (default: wine)")
+    model.add_argument("--name", default=None, help="model name (default: the file name without suffix)")
+    model.add_argument("--version", default=None, help="version (default: 12 hex digits of the artifact's SHA-256)")
+    model.add_argument("--description", default="", help="free text")
+    model.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="descriptor metadata")
+    transport = model.add_mutually_exclusive_group()
+    transport.add_argument("--by-reference", action="store_true", help="send the path, not the bytes")
+    transport.add_argument("--inline", action="store_true", help="send the bytes; fail rather than go by reference")
+    add_kafka_args(model)
+    model.set_defaults(handler=run_publish_model)
+
+    models = commands.add_parser(
+        "models",
+        help="publish the models of a directory one after another",
+        description="Cycle through a directory of models, publishing one every --every. The directory's "
+        "manifest.json (from `modelserving train`) lists them; without one, .pb, .pmml, .onnx files and "
+        "SavedModel directories are published in name order.",
+    )
+    models.add_argument("directory", type=Path, metavar="DIR")
+    models.add_argument("--every", required=True, metavar="DURATION", help="e.g. 60s, 500ms, 2m, or seconds")
+    models.add_argument("--rounds", type=int, default=None, metavar="N", help="passes over DIR (default: forever)")
+    models.add_argument("--data-type", default=wine.DATA_TYPE, metavar="T", help="data type (default: wine)")
+    add_kafka_args(models)
+    models.set_defaults(handler=run_publish_models)
+
+    results = subparsers.add_parser(
+        "results", help="watch the serving results on Kafka", description="Read the results topic."
+    )
+    results_commands = results.add_subparsers(dest="results_command", metavar="ACTION", required=True)
+    tail = results_commands.add_parser(
+        "tail",
+        help="show results as they are committed",
+        description="Show committed results (read_committed) as a live table; one JSON line per result "
+        "when stdout is not a terminal or with --json.",
+    )
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest result, not the newest")
+    tail.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N results")
+    tail.add_argument("--timeout", type=float, default=None, metavar="S", help="stop after S seconds without a result")
+    tail.add_argument("--json", action="store_true", help="one JSON line per result instead of a table")
+    add_kafka_args(tail)
+    tail.set_defaults(handler=run_results_tail)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"60s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or plain ``"1.5"`` (seconds).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 60s, 500ms, 2m or plain seconds)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _connected(args: argparse.Namespace) -> KafkaSettings:
+    """Settings from the flags, once a broker has answered at them."""
+    from serving.kafka.clients import check_reachable
+
+    settings = kafka_settings_from_args(args)
+    check_reachable(settings)
+    return settings
+
+
+def run_publish_data(args: argparse.Namespace) -> int:
+    """Stream the CSV with a progress bar on stderr; a summary line at the end."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from serving.kafka.providers import publish_data
+
+    if args.rate < 0:
+        raise ConfigError(f"--rate must be 0 (unpaced) or more, got {args.rate:g}")
+    if args.count is not None and args.count < 0:
+        raise ConfigError(f"--count must be 0 or more, got {args.count}")
+    settings = _connected(args)
+    csv_path = args.data or wine.reference_csv()
+    total = args.count if args.count is not None else len(wine.read_wine_csv(csv_path).features)
+    console = Console(stderr=True)
+    paced = f"{args.rate:g} records/s" if args.rate else "unpaced"
+    started = time.monotonic()
+    with Progress(
+        TextColumn(f"[bold]{settings.topics.data}[/] ({paced})"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("records", total=total, rate="")
+
+        def progress(sent: int) -> None:
+            elapsed = time.monotonic() - started
+            bar.update(task, completed=sent, rate=f"{sent / elapsed:,.0f}/s" if elapsed > 0 else "")
+
+        sent = publish_data(
+            settings,
+            csv_path,
+            rate=args.rate,
+            count=args.count,
+            data_type=args.data_type,
+            id_prefix=args.id_prefix,
+            progress=progress,
+        )
+    elapsed = time.monotonic() - started
+    print(
+        f"sent {sent} {args.data_type} records to {settings.topics.data} at {settings.bootstrap_servers} "
+        f"in {elapsed:.1f}s ({sent / elapsed if elapsed else 0:,.0f} records/s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_publish_model(args: argparse.Namespace) -> int:
+    """Publish one model; one line says what went where."""
+    from serving.factories import parse_model_type
+    from serving.kafka.providers import publish_model
+
+    metadata = parse_metadata(args.metadata)
+    settings = _connected(args)
+    descriptor = publish_model(
+        settings,
+        args.path,
+        parse_model_type(args.type),
+        data_type=args.data_type,
+        name=args.name,
+        version=args.version,
+        by_reference=args.by_reference,
+        force_inline=args.inline,
+        description=args.description,
+        metadata=metadata,
+    )
+    print(_published_line(descriptor, settings))
+    return 0
+
+
+def run_publish_models(args: argparse.Namespace) -> int:
+    """Cycle through a model directory; one line per model published."""
+    from serving.kafka.providers import cycle_models
+
+    every = parse_duration(args.every)
+    if args.rounds is not None and args.rounds < 1:
+        raise ConfigError(f"--rounds must be at least 1, got {args.rounds}")
+    settings = _connected(args)
+    count = cycle_models(
+        settings,
+        args.directory,
+        every_seconds=every,
+        data_type=args.data_type,
+        rounds=args.rounds,
+        on_publish=lambda descriptor: print(_published_line(descriptor, settings), flush=True),
+    )
+    print(f"published {count} models", file=sys.stderr)
+    return 0
+
+
+def run_results_tail(args: argparse.Namespace) -> int:
+    """Show results: a live table on a terminal, else JSON lines."""
+    from contextlib import closing
+
+    from serving.kafka.providers import tail_results
+
+    if args.limit is not None and args.limit < 0:
+        raise ConfigError(f"--limit must be 0 or more, got {args.limit}")
+    if args.timeout is not None and args.timeout < 0:
+        raise ConfigError(f"--timeout must be 0 or more, got {args.timeout:g}")
+    settings = _connected(args)
+    results = tail_results(settings, from_beginning=args.from_beginning, limit=args.limit, timeout=args.timeout)
+    # closing(): on Ctrl-C the consumer is closed here, not whenever the generator is collected.
+    with closing(results):
+        if args.json or not sys.stdout.isatty():
+            from serving.codecs import result_to_json
+
+            count = 0
+            for result in results:
+                print(result_to_json(result), flush=True)
+                count += 1  # noqa: SIM113 (no enumerate: zero results must count 0)
+        else:
+            count = _live_table(results, settings.topics.results)
+    print(f"{count} results from {settings.topics.results}", file=sys.stderr)
+    return 0
+
+
+def _live_table(results, topic: str) -> int:
+    """Render results in a rich live table holding the latest rows that fit the terminal."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    console = Console()
+    shown: deque = deque(maxlen=max(console.size.height - 8, 5))
+    count = 0
+
+    def render() -> Table:
+        table = Table(title=f"{topic}: {count} results", title_justify="left")
+        table.add_column("record id")
+        table.add_column("data type")
+        table.add_column("model")
+        table.add_column("version")
+        table.add_column("score", justify="right")
+        table.add_column("duration µs", justify="right")
+        for row in shown:
+            table.add_row(*row)
+        return table
+
+    with Live(render(), console=console, refresh_per_second=4) as live:
+        for result in results:
+            count += 1
+            score = f"error: {result.error}" if result.error else f"{result.score:.4g}"
+            shown.append(
+                (
+                    result.record_id,
+                    result.data_type,
+                    result.model_name,
+                    result.model_version,
+                    score,
+                    f"{result.duration_ns / 1000:,.1f}",
+                )
+            )
+            live.update(render())
+    return count
+
+
+def _published_line(descriptor, settings: KafkaSettings) -> str:
+    from serving.model import ModelType
+
+    if descriptor.WhichOneof("content") == "data":
+        how = f"inline, {len(descriptor.data):,} bytes"
+    else:
+        how = f"by reference, {descriptor.location}"
+    return (
+        f"published {descriptor.name} version {descriptor.version} ({ModelType.Name(descriptor.model_type).lower()}, "
+        f"{how}) for {descriptor.data_type} to {settings.topics.models} at {settings.bootstrap_servers}"
+    )

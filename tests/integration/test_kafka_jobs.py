@@ -1,0 +1,201 @@
+"""Both jobs on a real broker: Kafka in, Kafka out, exactly once, and a model swap mid-stream.
+
+The job runs as ``python -m flink_jobs.main`` in its own process group, as
+the demo and a crash would have it; results are read with read_committed.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from flink_jobs.control import latest_checkpoint
+from serving import wine
+from serving.codecs import encode_record, now_ms
+from serving.kafka.clients import producer
+from serving.pb.model_event_pb2 import ModelEvent
+from serving.pb.serving_result_pb2 import ServingResult
+from tests.flink.conftest import model
+from tests.integration.conftest import read_all
+
+pytestmark = [pytest.mark.kafka, pytest.mark.flink]
+
+
+class JobProcess:
+    """A serving job in a child process group, killable like a crashed machine."""
+
+    def __init__(
+        self, settings, job: str, parallelism: int, log_path, checkpoint_dir, restore=None, restart_attempts=0
+    ) -> None:
+        args = [
+            sys.executable, "-m", "flink_jobs.main", "--local", "--job", job, "--parallelism", str(parallelism),
+            "--bootstrap-servers", settings.bootstrap_servers, "--checkpoint-dir", str(checkpoint_dir),
+            "--checkpoint-interval", "1000", "--idle-flush-ms", "500", "--restart-attempts", str(restart_attempts),
+        ]  # fmt: skip
+        if restore:
+            args += ["--restore", restore]
+        env = {
+            **os.environ,
+            "MODELSERVING_KAFKA_TOPICS": settings.topics.model_dump_json(),
+            "MODELSERVING_KAFKA_GROUP_ID": settings.group_id,
+            "MODELSERVING_KAFKA_TRANSACTIONAL_ID_PREFIX": settings.transactional_id_prefix,
+            "FLINK_LOG_DIR": str(log_path.parent / f"flink-{log_path.stem}"),
+        }
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no savepoint, no clean shutdown."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(30)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.kill()
+
+
+def send(settings, topic: str, messages: list[bytes], key: bytes = b"") -> None:
+    out = producer(settings)
+    for message in messages:
+        out.produce(topic, message, key=key or None)
+    out.flush(30)
+
+
+def wait_for_event(settings, version: str, timeout: float = 120) -> ModelEvent:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for raw in read_all(settings, settings.topics.model_events, timeout=3):
+            event = ModelEvent.FromString(raw)
+            if event.version == version:
+                return event
+    raise AssertionError(f"no model event for version {version} within {timeout}s")
+
+
+def results(settings, expected: int, timeout: float = 120) -> list[ServingResult]:
+    return [ServingResult.FromString(v) for v in read_all(settings, settings.topics.results, expected, timeout)]
+
+
+@pytest.mark.parametrize(("job", "parallelism"), [("keyed", 2), ("partitioned", 2)])
+def test_kafka_in_kafka_out_with_a_swap_mid_stream(kafka_settings, tmp_path, wine_data, job, parallelism):
+    process = JobProcess(kafka_settings, job, parallelism, tmp_path / "job.log", tmp_path / "chk")
+    try:
+        send(kafka_settings, kafka_settings.topics.models, [model("linear", "A", now_ms())], key=b"wine")
+        assert wait_for_event(kafka_settings, "A").kind == ModelEvent.ACCEPTED
+        first = [encode_record(str(i), row, ts=now_ms()) for i, row in enumerate(wine_data.features[:600])]
+        send(kafka_settings, kafka_settings.topics.data, first)
+        time.sleep(0.2)  # later records must carry later timestamps than model B
+        send(kafka_settings, kafka_settings.topics.models, [model("tf", "B", now_ms())], key=b"wine")
+        assert wait_for_event(kafka_settings, "B").kind == ModelEvent.ACCEPTED
+        second = [encode_record(str(i), row, ts=now_ms()) for i, row in enumerate(wine_data.features[600:], 600)]
+        send(kafka_settings, kafka_settings.topics.data, second)
+        got = results(kafka_settings, len(wine_data.features))
+    finally:
+        process.stop()
+    counts = collections.Counter(r.record_id for r in got)
+    assert set(counts) == {str(i) for i in range(len(wine_data.features))}, "records lost"
+    assert max(counts.values()) == 1, "records duplicated"
+    versions = {int(r.record_id): r.model_version for r in got}
+    assert {versions[i] for i in range(600)} == {"A"}
+    assert {versions[i] for i in range(600, len(wine_data.features))} == {"B"}
+
+
+def test_crash_and_resume_from_the_last_checkpoint_loses_and_duplicates_nothing(kafka_settings, tmp_path, wine_data):
+    checkpoints = tmp_path / "chk"
+    process = JobProcess(kafka_settings, "keyed", 1, tmp_path / "job1.log", checkpoints)
+    rows = wine.read_wine_csv(wine.reference_csv()).features
+    send(kafka_settings, kafka_settings.topics.models, [model("forest", "F", now_ms())], key=b"wine")
+    try:
+        assert wait_for_event(kafka_settings, "F").kind == ModelEvent.ACCEPTED
+        out = producer(kafka_settings)
+        sent = 0
+        # Stream records until some results are committed and a checkpoint exists, then crash.
+        while sent < len(rows):
+            out.produce(kafka_settings.topics.data, encode_record(str(sent), rows[sent], ts=now_ms()))
+            sent += 1
+            if sent % 100 == 0:
+                out.flush(10)
+                time.sleep(0.3)
+                if (
+                    sent >= 600
+                    and latest_checkpoint(checkpoints)
+                    and read_all(kafka_settings, kafka_settings.topics.results, 1, 5)
+                ):
+                    break
+        out.flush(10)
+    finally:
+        process.kill()
+    restore = latest_checkpoint(checkpoints)
+    assert restore, "no checkpoint completed before the crash"
+    # The rest arrives while the job is down.
+    send(
+        kafka_settings,
+        kafka_settings.topics.data,
+        [encode_record(str(i), rows[i], ts=now_ms()) for i in range(sent, len(rows))],
+    )
+    process = JobProcess(kafka_settings, "keyed", 1, tmp_path / "job2.log", checkpoints, restore=restore)
+    try:
+        got = results(kafka_settings, len(rows), timeout=180)
+        time.sleep(3)  # a duplicate would arrive after the last expected result
+        got = [ServingResult.FromString(v) for v in read_all(kafka_settings, kafka_settings.topics.results, None, 10)]
+    finally:
+        process.stop()
+    counts = collections.Counter(r.record_id for r in got)
+    assert set(counts) == {str(i) for i in range(len(rows))}, f"lost {len(rows) - len(counts)} records"
+    assert max(counts.values()) == 1, "duplicates in committed results"
+    assert {r.model_version for r in got} == {"F"}
+
+
+def test_job_with_broker_down_at_start_fails_with_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "flink_jobs.main", "--local", "--bootstrap-servers", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and "127.0.0.1:1" in lines[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_broker_lost_mid_run_the_job_recovers_and_loses_nothing(tmp_path, wine_data):
+    from serving.kafka.broker import LocalBroker
+    from serving.kafka.clients import ensure_topics
+    from serving.kafka.settings import KafkaSettings
+
+    local = LocalBroker(state_dir=tmp_path / "kafka")
+    status = local.start(port=0)
+    port = int(status.bootstrap.rsplit(":", 1)[1])
+    settings = KafkaSettings.load(bootstrap_servers=status.bootstrap, group_id="lost", transactional_id_prefix="lost")
+    ensure_topics(settings)
+    rows = wine_data.features[:1000]
+    process = JobProcess(settings, "keyed", 1, tmp_path / "job.log", tmp_path / "chk", restart_attempts=30)
+    try:
+        send(settings, settings.topics.models, [model("linear", "L", now_ms())], key=b"wine")
+        assert wait_for_event(settings, "L").kind == ModelEvent.ACCEPTED
+        send(settings, settings.topics.data, [encode_record(str(i), r, ts=now_ms()) for i, r in enumerate(rows[:500])])
+        results(settings, 500)
+        local.stop()
+        time.sleep(8)  # the job loses its broker: sources stall, the sink fails a checkpoint, Flink restarts
+        assert local.start(port=port).running
+        send(
+            settings,
+            settings.topics.data,
+            [encode_record(str(i), r, ts=now_ms()) for i, r in enumerate(rows[500:], 500)],
+        )
+        got = results(settings, len(rows), timeout=240)
+        assert process.process.poll() is None, "the job died instead of recovering"
+    finally:
+        process.stop()
+        local.stop()
+    counts = collections.Counter(r.record_id for r in got)
+    assert set(counts) == {str(i) for i in range(len(rows))} and max(counts.values()) == 1
