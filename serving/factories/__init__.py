@@ -6,6 +6,7 @@ that type is first built, so ``serving`` itself stays light to import.
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import io
 import os
@@ -169,7 +170,11 @@ def archive_directory(path: Path) -> bytes:
         info.uname = info.gname = ""
         return info
 
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+    # gzip stamps the current time in its header unless told otherwise.
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as tar,
+    ):
         for item in sorted(path.rglob("*")):
             tar.add(item, arcname=str(item.relative_to(path)), recursive=False, filter=_normalise)
     return buffer.getvalue()

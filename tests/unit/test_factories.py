@@ -192,3 +192,18 @@ def test_errors_are_serving_errors_with_reasons():
     for cls in (UnknownModelType, CorruptModelError, ModelLocationError, ModelSchemaError, InputShapeError):
         assert issubclass(cls, ServingError)
         assert cls.reason and cls.reason != ServingError.reason
+
+
+def test_saved_model_archive_is_reproducible(monkeypatch):
+    import time as time_module
+
+    from serving.factories import archive_directory
+
+    first = archive_directory(TF_SAVED)
+    real = time_module.time
+    monkeypatch.setattr(time_module, "time", lambda: real() + 3600)  # an hour later
+    assert archive_directory(TF_SAVED) == first
+    assert (
+        descriptor_from_path(TF_SAVED, ModelType.TENSORFLOW_SAVED).version
+        == descriptor_from_path(TF_SAVED, ModelType.TENSORFLOW_SAVED).version
+    )
