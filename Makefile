@@ -9,6 +9,7 @@ PROTOS := $(wildcard protos/*.proto)
 PB_STAMP := serving/pb/.generated
 JARS_STAMP := .cache/jars/.fetched
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: setup venv proto jars test test-unit test-flink demo lint format clean
 
@@ -35,10 +36,7 @@ test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(VENV)/bin/modelserving run keyed --parallelism 2 --swap-every 500 --out /tmp/modelserving-demo.jsonl \
-	  --model serving/reference/models/winequalityLinearRegression.pmml:pmml \
-	  --model serving/reference/models/optimized_WineQuality.pb:tensorflow \
-	  --model serving/reference/models/winequalityRandonForrestClassification.pmml:pmml
+	$(VENV)/bin/modelserving demo $(DEMO_ARGS)
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

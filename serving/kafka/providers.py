@@ -101,6 +101,7 @@ def publish_data(
     data_type: str = wine.DATA_TYPE,
     id_prefix: str = "",
     progress: Callable[[int], None] | None = None,
+    stop_event: threading.Event | None = None,
 ) -> int:
     """Stream wine CSV rows as ``WineRecord`` messages to ``settings.topics.data``.
 
@@ -117,6 +118,7 @@ def publish_data(
         data_type: The records' data type (a lower-case name).
         id_prefix: Prepended to every record id.
         progress: Called with the number of records sent so far, after each record.
+        stop_event: Set it (from another thread) to stop early; what was sent is flushed.
 
     Returns:
         The number of records sent and acknowledged by the broker.
@@ -148,6 +150,8 @@ def publish_data(
     sent = 0
     try:
         for i in range(total):
+            if stop_event is not None and stop_event.is_set():
+                break
             if interval:
                 # Pace against the start, not the previous send, so small sleep overshoots do not add up.
                 delay = started + i * interval - time.monotonic()

@@ -1,14 +1,13 @@
 """Both jobs on a real broker: Kafka in, Kafka out, exactly once, and a model swap mid-stream.
 
-The job runs as ``python -m flink_jobs.main`` in its own process group, as
-the demo and a crash would have it; results are read with read_committed.
+The job runs as ``python -m flink_jobs.main`` in its own process group
+(``serving.jobprocess.LocalJob``), as the demo and a crash would have it;
+results are read with read_committed.
 """
 
 from __future__ import annotations
 
 import collections
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from flink_jobs.control import latest_checkpoint
 from serving import wine
 from serving.codecs import encode_record, now_ms
+from serving.jobprocess import LocalJob
 from serving.kafka.clients import producer
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
@@ -25,42 +25,6 @@ from tests.flink.conftest import model
 from tests.integration.conftest import read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
-
-
-class JobProcess:
-    """A serving job in a child process group, killable like a crashed machine."""
-
-    def __init__(
-        self, settings, job: str, parallelism: int, log_path, checkpoint_dir, restore=None, restart_attempts=0
-    ) -> None:
-        args = [
-            sys.executable, "-m", "flink_jobs.main", "--local", "--job", job, "--parallelism", str(parallelism),
-            "--bootstrap-servers", settings.bootstrap_servers, "--checkpoint-dir", str(checkpoint_dir),
-            "--checkpoint-interval", "1000", "--idle-flush-ms", "500", "--restart-attempts", str(restart_attempts),
-        ]  # fmt: skip
-        if restore:
-            args += ["--restore", restore]
-        env = {
-            **os.environ,
-            "MODELSERVING_KAFKA_TOPICS": settings.topics.model_dump_json(),
-            "MODELSERVING_KAFKA_GROUP_ID": settings.group_id,
-            "MODELSERVING_KAFKA_TRANSACTIONAL_ID_PREFIX": settings.transactional_id_prefix,
-            "FLINK_LOG_DIR": str(log_path.parent / f"flink-{log_path.stem}"),
-        }
-        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            args, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no savepoint, no clean shutdown."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(30)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.kill()
 
 
 def send(settings, topic: str, messages: list[bytes], key: bytes = b"") -> None:
@@ -86,7 +50,7 @@ def results(settings, expected: int, timeout: float = 120) -> list[ServingResult
 
 @pytest.mark.parametrize(("job", "parallelism"), [("keyed", 2), ("partitioned", 2)])
 def test_kafka_in_kafka_out_with_a_swap_mid_stream(kafka_settings, tmp_path, wine_data, job, parallelism):
-    process = JobProcess(kafka_settings, job, parallelism, tmp_path / "job.log", tmp_path / "chk")
+    process = LocalJob(kafka_settings, job, tmp_path, parallelism=parallelism)
     try:
         send(kafka_settings, kafka_settings.topics.models, [model("linear", "A", now_ms())], key=b"wine")
         assert wait_for_event(kafka_settings, "A").kind == ModelEvent.ACCEPTED
@@ -109,8 +73,8 @@ def test_kafka_in_kafka_out_with_a_swap_mid_stream(kafka_settings, tmp_path, win
 
 
 def test_crash_and_resume_from_the_last_checkpoint_loses_and_duplicates_nothing(kafka_settings, tmp_path, wine_data):
-    checkpoints = tmp_path / "chk"
-    process = JobProcess(kafka_settings, "keyed", 1, tmp_path / "job1.log", checkpoints)
+    process = LocalJob(kafka_settings, "keyed", tmp_path, name="job1")
+    checkpoints = process.checkpoint_dir
     rows = wine.read_wine_csv(wine.reference_csv()).features
     send(kafka_settings, kafka_settings.topics.models, [model("forest", "F", now_ms())], key=b"wine")
     try:
@@ -141,7 +105,7 @@ def test_crash_and_resume_from_the_last_checkpoint_loses_and_duplicates_nothing(
         kafka_settings.topics.data,
         [encode_record(str(i), rows[i], ts=now_ms()) for i in range(sent, len(rows))],
     )
-    process = JobProcess(kafka_settings, "keyed", 1, tmp_path / "job2.log", checkpoints, restore=restore)
+    process = LocalJob(kafka_settings, "keyed", tmp_path, restore=restore, name="job2")
     try:
         got = results(kafka_settings, len(rows), timeout=180)
         time.sleep(3)  # a duplicate would arrive after the last expected result
@@ -178,7 +142,7 @@ def test_broker_lost_mid_run_the_job_recovers_and_loses_nothing(tmp_path, wine_d
     settings = KafkaSettings.load(bootstrap_servers=status.bootstrap, group_id="lost", transactional_id_prefix="lost")
     ensure_topics(settings)
     rows = wine_data.features[:1000]
-    process = JobProcess(settings, "keyed", 1, tmp_path / "job.log", tmp_path / "chk", restart_attempts=30)
+    process = LocalJob(settings, "keyed", tmp_path, restart_attempts=30)
     try:
         send(settings, settings.topics.models, [model("linear", "L", now_ms())], key=b"wine")
         assert wait_for_event(settings, "L").kind == ModelEvent.ACCEPTED
@@ -193,7 +157,7 @@ def test_broker_lost_mid_run_the_job_recovers_and_loses_nothing(tmp_path, wine_d
             [encode_record(str(i), r, ts=now_ms()) for i, r in enumerate(rows[500:], 500)],
         )
         got = results(settings, len(rows), timeout=240)
-        assert process.process.poll() is None, "the job died instead of recovering"
+        assert process.alive, "the job died instead of recovering"
     finally:
         process.stop()
         local.stop()
