@@ -1,15 +1,19 @@
-"""A Kafka serving job in a local MiniCluster, run as a child process group.
+"""Serving jobs (and other workers) as child process groups.
 
-``python -m flink_jobs.main --local`` in its own process group: the demo and
-the tests start it, stop it cleanly, or kill it like a crashed machine.
+``python -m flink_jobs.main --local`` runs a Kafka job on a MiniCluster; the
+demo, the benchmark and the tests start it in its own process group so they
+can stop it cleanly, or kill it like a crashed machine, JVM and Python
+workers included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from serving.kafka.settings import KafkaSettings
@@ -18,8 +22,73 @@ from serving.logs import get_logger
 log = get_logger("job")
 
 
-class LocalJob:
-    """One serving job process. Its log (and Flink's own) go under ``work_dir``."""
+def kafka_env(settings: KafkaSettings) -> dict[str, str]:
+    """This process's environment, pointing a child at ``settings``' topics, group and transactional ids."""
+    return {
+        **os.environ,
+        "MODELSERVING_KAFKA_TOPICS": settings.topics.model_dump_json(),
+        "MODELSERVING_KAFKA_GROUP_ID": settings.group_id,
+        "MODELSERVING_KAFKA_TRANSACTIONAL_ID_PREFIX": settings.transactional_id_prefix,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class ProcessGroup:
+    """A child in a process group of its own; stdout and stderr go to ``log_path``."""
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            list(args),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env),
+            start_new_session=True,
+        )
+
+    @property
+    def alive(self) -> bool:
+        """Whether the child still runs."""
+        return self.process.poll() is None
+
+    def exited(self) -> int | None:
+        """The exit code once the child ended, else None."""
+        return self.process.poll()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the group, SIGKILL what is left after ``timeout``. Safe to call twice."""
+        pid = self.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
+        # Members of the group (the Flink JVM, Python workers) may outlive the leader.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        self.process.wait(30)
+        self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once: no savepoint, no clean shutdown, like a lost machine."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(30)
+        self._log.close()
+
+    def tail(self, lines: int = 20) -> str:
+        """The last non-empty lines of the log, for error messages."""
+        try:
+            text = [x for x in self.log_path.read_text(errors="replace").splitlines() if x.strip()]
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+class LocalJob(ProcessGroup):
+    """A Kafka serving job on a local MiniCluster. Its log, Flink's log and checkpoints go under ``work_dir``."""
 
     def __init__(
         self,
@@ -34,10 +103,9 @@ class LocalJob:
         restore: str | None = None,
         name: str = "job",
     ) -> None:
-        self.work_dir = Path(work_dir)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.work_dir / f"{name}.log"
-        self.checkpoint_dir = self.work_dir / "checkpoints"
+        work_dir = Path(work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_dir = work_dir / "checkpoints"
         args = [
             sys.executable, "-m", "flink_jobs.main", "--local", "--job", job, "--parallelism", str(parallelism),
             "--bootstrap-servers", settings.bootstrap_servers, "--checkpoint-dir", str(self.checkpoint_dir),
@@ -46,47 +114,6 @@ class LocalJob:
         ]  # fmt: skip
         if restore:
             args += ["--restore", restore]
-        env = {
-            **os.environ,
-            "MODELSERVING_KAFKA_TOPICS": settings.topics.model_dump_json(),
-            "MODELSERVING_KAFKA_GROUP_ID": settings.group_id,
-            "MODELSERVING_KAFKA_TRANSACTIONAL_ID_PREFIX": settings.transactional_id_prefix,
-            "FLINK_LOG_DIR": str(self.work_dir / f"flink-{name}"),
-        }
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-        )
+        env = {**kafka_env(settings), "FLINK_LOG_DIR": str(work_dir / f"flink-{name}")}
+        super().__init__(args, env, work_dir / f"{name}.log")
         log.info("job process started", extra={"job": job, "pid": self.process.pid, "log": str(self.log_path)})
-
-    @property
-    def alive(self) -> bool:
-        """Whether the job process still runs."""
-        return self.process.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the process group, SIGKILL after ``timeout``. Safe to call twice."""
-        if self.alive:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(30)
-            except ProcessLookupError:
-                pass
-        self._log.close()
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no savepoint, no clean shutdown, like a lost machine."""
-        if self.alive:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(30)
-        self._log.close()
-
-    def tail(self, lines: int = 20) -> str:
-        """The last lines of the job's log, for error messages."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
