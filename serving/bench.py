@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from serving import wine
-from serving.codecs import decode_record, encode_record, now_ms, record_features
+from serving.codecs import decode_record, encode_record, features_matrix, now_ms, results_for
 from serving.errors import ConfigError, EmptyInputError, RecordDecodeError, ServingError
 from serving.jobprocess import LocalJob, ProcessGroup, kafka_env
 from serving.kafka.settings import KafkaSettings, Topics
@@ -398,27 +398,15 @@ def machine_info() -> dict[str, str]:
 
 
 def score_message(model: Model, payload: bytes) -> ServingResult:
-    """Decode one ``WineRecord`` and score it alone with ``model.score``: the plain loop's unit of work.
+    """Decode one ``WineRecord`` and score it alone: the plain loop's unit of work.
 
     Raises:
         RecordDecodeError: the bytes are not a valid record.
-        ScoringError: the model failed (from ``Model.score``).
+        ScoringError: the model failed.
     """
     record = decode_record(payload)
-    score = model.score(record_features(record))
-    result = ServingResult(
-        model_name=model.name,
-        model_version=model.version,
-        data_type=record.data_type,
-        record_id=record.id,
-        record_ts=record.ts,
-        score=score.score,
-        duration_ns=score.duration_ns,
-    )
-    if score.probabilities is not None:
-        result.probabilities.extend(score.probabilities)
-        result.labels.extend(score.labels)
-    return result
+    # One record per call, as a plain consumer would: the same result rule as the jobs.
+    return results_for(model, [record], model.score_batch(features_matrix([record])))[0]
 
 
 def await_model(settings: KafkaSettings, timeout_s: float = 60.0) -> Model:
