@@ -47,6 +47,8 @@ def job_configuration(
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.execution-mode", "process")
+    conf.set_string("python.fn-execution.bundle.time", str(settings.bundle_time_ms))
+    conf.set_string("python.fn-execution.bundle.size", str(settings.bundle_size))
     conf.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms}ms")
     conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
     # A checkpoint stuck on an unreachable broker must fail (and restart the job), not hang 10 minutes.

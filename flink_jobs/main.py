@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--early-records", choices=["hold", "drop"], default="hold")
     p.add_argument("--idle-flush-ms", type=int, default=1000)
     p.add_argument("--restart-attempts", type=int, default=10)
+    p.add_argument("--bundle-time-ms", type=int, default=100, help="Python bundle time (latency), default 100")
+    p.add_argument("--bundle-size", type=int, default=1000, help="Python bundle size, default 1000")
     p.add_argument("--bootstrap-servers", default=None)
     p.add_argument("--kafka-config", type=Path, default=None, help="TOML file with a [kafka] table")
     p.add_argument("--local", action="store_true", help="add the connector jar from .cache (MiniCluster runs)")
@@ -56,6 +58,8 @@ def settings_from_args(args: argparse.Namespace) -> tuple[JobSettings, KafkaSett
         restore_from=restore,
         state_backend=args.state_backend,
         restart_attempts=args.restart_attempts,
+        bundle_time_ms=args.bundle_time_ms,
+        bundle_size=args.bundle_size,
         options=ServingOptions(early_records=args.early_records, idle_flush_ms=args.idle_flush_ms),
     )
     return job, KafkaSettings.load(args.kafka_config, bootstrap_servers=args.bootstrap_servers)

@@ -51,6 +51,9 @@ class JobSettings(BaseModel, frozen=True):
         restore_from: a savepoint or checkpoint to start from.
         out_of_orderness_ms: how late a record may arrive in event time.
         model_idle_ms: after this long without models the model stream stops holding back watermarks.
+        bundle_time_ms: the longest a record waits in a bundle before it crosses to
+            or from the Python worker (PyFlink's default is 1,000 ms, which is all latency).
+        bundle_size: records per bundle at most.
         restart_attempts: restarts (exponential back-off, 1 s to 10 s) before the job fails (0: fail at once).
     """
 
@@ -65,6 +68,8 @@ class JobSettings(BaseModel, frozen=True):
     out_of_orderness_ms: int = Field(200, ge=0)
     model_idle_ms: int = Field(1_000, ge=1)
     restart_attempts: int = Field(0, ge=0)
+    bundle_time_ms: int = Field(100, ge=1)
+    bundle_size: int = Field(1_000, ge=1)
     options: ServingOptions = ServingOptions()
 
     @field_validator("max_parallelism")
