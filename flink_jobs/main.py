@@ -32,6 +32,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state-backend", choices=["hashmap", "rocksdb"], default="hashmap")
     p.add_argument("--early-records", choices=["hold", "drop"], default="hold")
     p.add_argument("--idle-flush-ms", type=int, default=1000)
+    p.add_argument("--max-held-records", type=int, default=10_000, help="per key, before any model (hold mode)")
+    p.add_argument("--stats-every-records", type=int, default=1000)
+    p.add_argument("--stats-every-seconds", type=float, default=10.0)
     p.add_argument("--restart-attempts", type=int, default=10)
     p.add_argument("--bundle-time-ms", type=int, default=100, help="Python bundle time (latency), default 100")
     p.add_argument("--bundle-size", type=int, default=1000, help="Python bundle size, default 1000")
@@ -60,7 +63,13 @@ def settings_from_args(args: argparse.Namespace) -> tuple[JobSettings, KafkaSett
         restart_attempts=args.restart_attempts,
         bundle_time_ms=args.bundle_time_ms,
         bundle_size=args.bundle_size,
-        options=ServingOptions(early_records=args.early_records, idle_flush_ms=args.idle_flush_ms),
+        options=ServingOptions(
+            early_records=args.early_records,
+            idle_flush_ms=args.idle_flush_ms,
+            max_held_records=args.max_held_records,
+            stats_every_records=args.stats_every_records,
+            stats_every_seconds=args.stats_every_seconds,
+        ),
     )
     return job, KafkaSettings.load(args.kafka_config, bootstrap_servers=args.bootstrap_servers)
 
