@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from serving.jobprocess import child_environment
 from serving.kafka.broker import LocalBroker
 from serving.kafka.settings import KafkaSettings
 from serving.pb.serving_result_pb2 import ServingResult
@@ -24,6 +25,7 @@ def test_demo_runs_end_to_end_and_results_reach_kafka(tmp_path):
     ]  # fmt: skip
     proc = subprocess.run(
         args,
+        env=child_environment(),
         capture_output=True,
         text=True,
         timeout=400,

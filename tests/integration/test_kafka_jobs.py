@@ -17,7 +17,7 @@ import pytest
 from flink_jobs.control import latest_checkpoint
 from serving import wine
 from serving.codecs import encode_record, now_ms
-from serving.jobprocess import LocalJob
+from serving.jobprocess import LocalJob, child_environment
 from serving.kafka.clients import producer
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
@@ -121,6 +121,7 @@ def test_crash_and_resume_from_the_last_checkpoint_loses_and_duplicates_nothing(
 def test_job_with_broker_down_at_start_fails_with_one_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "flink_jobs.main", "--local", "--bootstrap-servers", "127.0.0.1:1"],
+        env=child_environment(),
         capture_output=True,
         text=True,
         timeout=120,
