@@ -104,14 +104,16 @@ class ModelServingKeyed(KeyedCoProcessFunction):
         data_type = ctx.get_current_key()
         yield from score_buffer(self.buffer, records_up_to, {data_type: timeline}, tracker, self.options, end)
         for model in due:
-            for message in tracker.started(model, model.descriptor.created_at):
-                yield STATS, message.SerializeToString()
             log.info("model swapped in", extra={"data_type": data_type, "model": model.name, "version": model.version})
         if due:
+            # Only the newest due model serves on; earlier ones already retired while scoring.
+            newest = due[-1]
+            for message in tracker.started(newest, newest.descriptor.created_at):
+                yield STATS, message.SerializeToString()
             waiting = [m for m in pending if m not in due]
-            self.current.update(due[-1].to_bytes())
+            self.current.update(newest.to_bytes())
             self.pending.update([m.to_bytes() for m in waiting])
-            self.cache.retain([due[-1], *waiting])
+            self.cache.retain([newest, *waiting])
         if end:
             for message in tracker.emit_all():
                 yield STATS, message.SerializeToString()
