@@ -34,7 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reference models, and show live results and stats. Ctrl-C stops everything.",
     )
     demo.add_argument("--job", choices=["keyed", "partitioned"], default="keyed")
-    demo.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    demo.add_argument(
+        "--duration", type=float, default=None, metavar="SECONDS", help="stop after showing results this long"
+    )
+    demo.add_argument(
+        "--startup-timeout", type=float, default=240.0, metavar="SECONDS", help="fail if no result by then (240)"
+    )
     demo.add_argument("--rate", type=float, default=50.0, help="records/s published (default 50)")
     demo.add_argument("--swap-every", type=float, default=20.0, metavar="SECONDS", help="model cycle (default 20)")
     demo.add_argument("--parallelism", type=int, default=1)
@@ -94,7 +99,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"[green]✓[/] publishing {args.rate:g} records/s and a new model every {args.swap_every:g}s; "
             "results appear once their checkpoint commits (Ctrl-C to stop)"
         )
-        shown = _live(console, settings, job, args.duration, stop)
+        shown = _live(console, settings, job, args.duration, args.startup_timeout, stop)
     finally:
         stop.set()
         for thread in threads:
@@ -121,8 +126,13 @@ def _thread(name: str, target) -> threading.Thread:
     return thread
 
 
-def _live(console, settings, job, duration: float | None, stop: threading.Event) -> int:
-    """Show results, model events and stats live; returns how many results were shown."""
+def _live(console, settings, job, duration: float | None, startup_timeout: float, stop: threading.Event) -> int:
+    """Show results, model events and stats live; returns how many results were shown.
+
+    The ``duration`` clock starts at the first result, so a slow start-up
+    (JVM, Python workers, model load) does not eat the time; no result within
+    ``startup_timeout`` is a :class:`DemoError`.
+    """
     from rich.live import Live
 
     from serving.kafka.clients import consumer
@@ -137,13 +147,16 @@ def _live(console, settings, job, duration: float | None, stop: threading.Event)
     per_model: collections.Counter = collections.Counter()
     stats: dict[tuple[str, str, str], ModelStats] = {}
     events: collections.deque = collections.deque(maxlen=5)
-    started = time.monotonic()
+    launched = time.monotonic()
+    started: float | None = None
     total = 0
     with Live(_render(recent, per_model, stats, events, 0, 0.0), console=console, refresh_per_second=4) as live:
         while not stop.is_set():
-            elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - started if started is not None else 0.0
             if duration is not None and elapsed >= duration:
                 break
+            if started is None and time.monotonic() - launched > startup_timeout:
+                raise DemoError(f"no result within {startup_timeout:.0f}s; see {job.log_path}:\n{job.tail(8)}")
             if not job.alive:
                 raise DemoError(f"the serving job exited; last lines of {job.log_path}:\n{job.tail(8)}")
             message = reader.poll(0.25)
@@ -153,6 +166,8 @@ def _live(console, settings, job, duration: float | None, stop: threading.Event)
                     recent.appendleft(result)
                     per_model[(result.model_name, result.model_version)] += 1
                     total += 1
+                    if started is None:
+                        started = time.monotonic()
                 elif message.topic() == topics.stats:
                     entry = ModelStats.FromString(message.value())
                     stats[(entry.instance, entry.name, entry.version)] = entry

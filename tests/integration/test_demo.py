@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.flink]
 def test_demo_runs_end_to_end_and_results_reach_kafka(tmp_path):
     state = tmp_path / "kafka"
     args = [
-        sys.executable, "-m", "serving.cli", "demo", "--duration", "75", "--port", "0", "--rate", "40",
+        sys.executable, "-m", "serving.cli", "demo", "--duration", "20", "--port", "0", "--rate", "40",
         "--swap-every", "10", "--state-dir", str(state), "--work-dir", str(tmp_path / "work"), "--keep-broker",
     ]  # fmt: skip
     proc = subprocess.run(
