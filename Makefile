@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/*.proto)
 PB_STAMP := serving/pb/.generated
 JARS_STAMP := .cache/jars/.fetched
+SERVING_JAR := .cache/jars/serving/modelserving-flink.jar
+JAVA_SOURCES := $(shell find scripts/java -name '*.java' 2>/dev/null)
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup venv proto jars test test-unit test-flink demo lint format clean
+.PHONY: setup venv proto jars browser test test-unit test-flink demo lint format clean
 
 setup: venv proto jars
 
@@ -27,12 +29,24 @@ $(PB_STAMP): $(PROTOS) scripts/gen-protos.sh $(STAMP)
 	PYTHON=$(PY) scripts/gen-protos.sh
 	@touch $@
 
-jars: $(JARS_STAMP)
+jars: $(JARS_STAMP) $(SERVING_JAR)
 $(JARS_STAMP): scripts/jvm-deps.pom.xml scripts/fetch-jars.sh
 	scripts/fetch-jars.sh
 	@touch $@
 
-test: setup lint
+# The project's Java helpers (scripts/java), compiled against PyFlink's jars and the connector.
+$(SERVING_JAR): $(JAVA_SOURCES) scripts/build-jars.sh $(JARS_STAMP) $(STAMP)
+	PYTHON=$(PY) scripts/build-jars.sh
+
+# Headless Chromium for the dashboard test: Debian's packages, installed only when missing.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+	  echo "installing chromium and chromium-driver (apt-get)"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+test: setup browser lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

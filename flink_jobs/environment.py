@@ -33,6 +33,21 @@ def connector_jar() -> Path:
     return jars[-1]
 
 
+SERVING_JAR = PROJECT_ROOT / ".cache" / "jars" / "serving" / "modelserving-flink.jar"
+
+
+def serving_jar() -> Path:
+    """The project's Java helpers (``scripts/java``, built by ``make jars``): the keyed Kafka record writer."""
+    if not SERVING_JAR.is_file():
+        raise ConfigError(f"{SERVING_JAR} is missing: run `make jars`")
+    return SERVING_JAR
+
+
+def kafka_jars() -> list[Path]:
+    """Every jar a Kafka job needs on a MiniCluster: the connector and the project's helpers."""
+    return [connector_jar(), serving_jar()]
+
+
 def job_configuration(
     settings: JobSettings, jars: Iterable[Path] = (), extra: Mapping[str, str] | None = None
 ) -> Configuration:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pyflink.common import Duration, Row, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import DataStream
-from pyflink.datastream.functions import ProcessFunction
+from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
+from flink_jobs.serving_function import METRIC_GROUP
 from flink_jobs.tags import DEAD_LETTERS, MODEL_EVENTS, MODEL_ROW, RECORD_ROW
 from serving.codecs import dead_letter, now_ms
 from serving.errors import ServingError
@@ -16,13 +17,23 @@ from serving.pb.model_event_pb2 import ModelEvent
 from serving.scoring import decode_data
 
 
+def _dead_letter_counter(runtime_context: RuntimeContext):
+    """The ``modelserving.dead_letters`` counter of a decoding operator."""
+    return runtime_context.get_metrics_group().add_group(METRIC_GROUP).counter("dead_letters")
+
+
 class DecodeRecords(ProcessFunction):
     """Raw record bytes -> ``RECORD_ROW``; anything invalid -> dead letter with the bytes."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        """Register the dead-letter counter."""
+        self.dead_letters = _dead_letter_counter(runtime_context)
 
     def process_element(self, value, ctx):
         """Decode and validate one record."""
         decoded = decode_data(bytes(value))
         if isinstance(decoded, DeadLetter):
+            self.dead_letters.inc()
             yield DEAD_LETTERS, decoded.SerializeToString()
         else:
             yield Row(decoded.data_type, decoded.id, decoded.ts, bytes(value))
@@ -35,12 +46,17 @@ class DecodeModels(ProcessFunction):
     the serving rule orders models by it.
     """
 
+    def open(self, runtime_context: RuntimeContext) -> None:
+        """Register the dead-letter counter."""
+        self.dead_letters = _dead_letter_counter(runtime_context)
+
     def process_element(self, value, ctx):
         """Decode one model message; loading it happens in the serving function."""
         payload = bytes(value)
         try:
             descriptor = parse_descriptor(payload)
         except ServingError as exc:
+            self.dead_letters.inc()
             yield DEAD_LETTERS, dead_letter("model", exc.reason, str(exc), payload).SerializeToString()
             event = ModelEvent(kind=ModelEvent.REJECTED, reason=f"{exc.reason}: {exc}", ts=now_ms())
             yield MODEL_EVENTS, event.SerializeToString()

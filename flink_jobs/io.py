@@ -35,6 +35,7 @@ from pyflink.datastream.connectors.kafka import (
 from flink_jobs.tags import BYTES
 from serving.codecs import dead_letter_to_json, model_event_to_json, result_to_json
 from serving.kafka.settings import KafkaSettings
+from serving.monitoring import event_key, stats_key
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
@@ -185,24 +186,68 @@ class KafkaIO:
         return self._source(env, self.settings.topics.models, "model", KafkaOffsetsInitializer.earliest())
 
     def sink(self, output: str, stream: DataStream) -> None:
-        """A transactional Kafka sink per output, with a prefix stable across restarts."""
+        """A transactional Kafka sink per output, with a prefix stable across restarts.
+
+        Stats records are keyed ``data_type/name/version/instance`` (the stats
+        topic is compacted on it) and model events by data type; the other
+        outputs have no key.
+        """
         topic = getattr(self.settings.topics, output.replace("-", "_"))
-        builder = (
-            KafkaSink.builder()
-            .set_bootstrap_servers(self.settings.bootstrap_servers)
-            .set_record_serializer(
+        builder = KafkaSink.builder().set_bootstrap_servers(self.settings.bootstrap_servers)
+        if output in _KEYS:
+            stream = stream.map(_Keyed(output), output_type=KEYED_ROW).uid(f"{output}-keyed").name(f"{output} keyed")
+            _set_keyed_serializer(builder, topic)
+        else:
+            builder.set_record_serializer(
                 KafkaRecordSerializationSchema.builder()
                 .set_topic(topic)
                 .set_value_serialization_schema(ByteArraySchema())
                 .build()
             )
-            .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
+        builder = (
+            builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
             .set_transactional_id_prefix(f"{self.settings.transactional_id_prefix}-{self.job}-{output}")
             .set_property("transaction.timeout.ms", str(self.settings.transaction_timeout_ms))
         )
         for key, value in self.settings.java_properties().items():
             builder = builder.set_property(key, value)
         stream.sink_to(builder.build()).uid(f"sink-{output}").name(f"{output} to Kafka")
+
+
+#: A Kafka record: key and value bytes (written by ``io.modelserving.flink.KeyedBytesSerializationSchema``).
+KEYED_ROW = Types.ROW_NAMED(["key", "value"], [BYTES, BYTES])
+
+#: Outputs written with a record key, and how the key is made from the serialized message.
+_KEYS = {
+    "stats": lambda payload: stats_key(ModelStats.FromString(payload)),
+    "model-events": lambda payload: event_key(ModelEvent.FromString(payload)),
+}
+
+
+class _Keyed:
+    """Map function: serialized message of ``output`` -> ``Row(key, value)``."""
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+
+    def __call__(self, payload) -> Row:
+        payload = bytes(payload)
+        return Row(_KEYS[self.output](payload), payload)
+
+
+def _set_keyed_serializer(builder, topic: str) -> None:
+    """Make ``builder`` (a ``KafkaSinkBuilder``) write ``KEYED_ROW`` elements as keyed records to ``topic``.
+
+    PyFlink's record-serializer builder cannot take the key from one field and
+    the value from another, and ``KafkaSinkBuilder.set_record_serializer``
+    only accepts schemas made by that builder, so the Java helper from
+    ``scripts/java`` (in the job's jars, see ``environment.kafka_jars``) is set
+    on the Java builder directly.
+    """
+    from pyflink.java_gateway import get_gateway
+
+    schema = get_gateway().jvm.io.modelserving.flink.KeyedBytesSerializationSchema(topic)
+    builder._j_builder.setRecordSerializer(schema)
 
 
 class _FromBase64:

@@ -19,7 +19,14 @@ from __future__ import annotations
 from pyflink.datastream.functions import KeyedCoProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.serving_function import flush_bounds, register_flush, save_stats, score_buffer
+from flink_jobs.serving_function import (
+    ServingMetrics,
+    flush_bounds,
+    register_flush,
+    report_stats,
+    save_stats,
+    score_buffer,
+)
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
 from serving.logs import get_logger
 from serving.model import Model
@@ -54,12 +61,13 @@ class ModelServingKeyed(KeyedCoProcessFunction):
         self.options = options
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        """Bind state and build the model cache."""
+        """Bind state, build the model cache and register the metrics."""
         self.current = runtime_context.get_state(CURRENT_MODEL)
         self.pending = runtime_context.get_list_state(PENDING_MODELS)
         self.buffer = runtime_context.get_list_state(RECORD_BUFFER)
         self.stats = runtime_context.get_state(MODEL_STATS)
         self.cache = ModelCache(self.options.model_roots)
+        self.metrics = ServingMetrics(runtime_context.get_metrics_group())
 
     def close(self) -> None:
         """Release every built model."""
@@ -67,12 +75,14 @@ class ModelServingKeyed(KeyedCoProcessFunction):
 
     def process_element1(self, value, ctx):
         """A data record: buffer it until the watermark passes it."""
+        self.metrics.capture_scope()
         self.buffer.add(value.payload)
         register_flush(ctx, value.ts, self.options)
         return iter(())
 
     def process_element2(self, value, ctx):
         """A model: admit it now; it serves from its ``created_at`` on."""
+        self.metrics.capture_scope()
         current = self._current_model()
         pending = self._pending_models()
         admission = self.cache.admit(
@@ -83,6 +93,7 @@ class ModelServingKeyed(KeyedCoProcessFunction):
         _log_admission(admission.event, ctx.get_current_key())
         yield MODEL_EVENTS, admission.event.SerializeToString()
         if admission.dead_letter is not None:
+            self.metrics.dead_lettered()
             yield DEAD_LETTERS, admission.dead_letter.SerializeToString()
         if admission.accepted:
             self.pending.add(admission.model.to_bytes())
@@ -102,7 +113,9 @@ class ModelServingKeyed(KeyedCoProcessFunction):
         due = [m for m in pending if m.descriptor.created_at <= models_up_to]
         timeline = ([(-(2**63), current)] if current else []) + [(m.descriptor.created_at, m) for m in due]
         data_type = ctx.get_current_key()
-        yield from score_buffer(self.buffer, records_up_to, {data_type: timeline}, tracker, self.options, end)
+        yield from score_buffer(
+            self.buffer, records_up_to, {data_type: timeline}, tracker, self.options, end, self.metrics
+        )
         for model in due:
             log.info("model swapped in", extra={"data_type": data_type, "model": model.name, "version": model.version})
         if due:
@@ -114,9 +127,8 @@ class ModelServingKeyed(KeyedCoProcessFunction):
             self.current.update(newest.to_bytes())
             self.pending.update([m.to_bytes() for m in waiting])
             self.cache.retain([newest, *waiting])
-        if end:
-            for message in tracker.emit_all():
-                yield STATS, message.SerializeToString()
+        yield from report_stats(ctx, tracker, self.options, end)
+        self.metrics.swapped(tracker.starts)
         save_stats(self.stats, tracker)
 
     def _current_model(self) -> Model | None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from flink_jobs.control import latest_checkpoint
-from flink_jobs.environment import connector_jar, create_environment
+from flink_jobs.environment import create_environment, kafka_jars
 from flink_jobs.io import KafkaIO
 from flink_jobs.jobs import JOB_NAMES, build_job
 from serving import logs
@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle-size", type=int, default=1000, help="Python bundle size, default 1000")
     p.add_argument("--bootstrap-servers", default=None)
     p.add_argument("--kafka-config", type=Path, default=None, help="TOML file with a [kafka] table")
-    p.add_argument("--local", action="store_true", help="add the connector jar from .cache (MiniCluster runs)")
+    p.add_argument("--local", action="store_true", help="add the jars in .cache (MiniCluster runs)")
     return p
 
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job, kafka = settings_from_args(args)
         check_reachable(kafka)
-        env = create_environment(job, jars=[connector_jar()] if args.local else ())
+        env = create_environment(job, jars=kafka_jars() if args.local else ())
         build_job(env, job, KafkaIO(kafka, job.job))
         log.info(
             "job starting",

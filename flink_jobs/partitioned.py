@@ -28,8 +28,15 @@ from pyflink.common import Types
 from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.serving_function import flush_bounds, register_flush, save_stats, score_buffer
-from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
+from flink_jobs.serving_function import (
+    ServingMetrics,
+    flush_bounds,
+    register_flush,
+    report_stats,
+    save_stats,
+    score_buffer,
+)
+from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS
 from serving.logs import get_logger
 from serving.model import Model
 from serving.registry import ModelCache
@@ -69,11 +76,12 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
         self.options = options
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        """Bind state and build the model cache."""
+        """Bind state, build the model cache and register the metrics."""
         self.buffer = runtime_context.get_list_state(RECORD_BUFFER)
         self.stats = runtime_context.get_state(MODEL_STATS)
         self.cache = ModelCache(self.options.model_roots)
         self.reports = runtime_context.get_index_of_this_subtask() == 0
+        self.metrics = ServingMetrics(runtime_context.get_metrics_group())
 
     def close(self) -> None:
         """Release every built model."""
@@ -81,12 +89,14 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
 
     def process_element(self, value, ctx):
         """A data record: buffer it until the watermark passes it."""
+        self.metrics.capture_scope()
         self.buffer.add(value.payload)
         register_flush(ctx, value.ts, self.options)
         return iter(())
 
     def process_broadcast_element(self, value, ctx):
         """A model: admit it on this instance and keep it in broadcast state."""
+        self.metrics.capture_scope()
         models = ctx.get_broadcast_state(MODELS)
         timeline = self._timeline(models, value.data_type)
         admission = self.cache.admit(
@@ -97,6 +107,7 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
         if self.reports:
             yield MODEL_EVENTS, admission.event.SerializeToString()
             if admission.dead_letter is not None:
+                self.metrics.dead_lettered()
                 yield DEAD_LETTERS, admission.dead_letter.SerializeToString()
         if not admission.accepted:
             return
@@ -124,10 +135,9 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
             self.options.stats_every_seconds,
             self.stats.value(),
         )
-        yield from score_buffer(self.buffer, records_up_to, timelines, tracker, self.options, end)
-        if end:
-            for message in tracker.emit_all():
-                yield STATS, message.SerializeToString()
+        yield from score_buffer(self.buffer, records_up_to, timelines, tracker, self.options, end, self.metrics)
+        yield from report_stats(ctx, tracker, self.options, end)
+        self.metrics.swapped(tracker.starts)
         save_stats(self.stats, tracker)
 
     def _timeline(self, models, data_type: str) -> list[tuple[int, Model]]:

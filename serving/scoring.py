@@ -105,11 +105,18 @@ def decode_data(payload: bytes) -> WineRecord | DeadLetter:
 class StatsTracker:
     """Stats of each model an instance serves, with the emission rule.
 
-    Stats are emitted (returned as ``ModelStats`` messages) when a model stops
-    serving its data type, every ``every_records`` records, when
-    ``every_seconds`` have passed since the last emission, and on request.
-    The tracker loads from and saves to ``ModelStatsList`` bytes, so a Flink
-    function can keep it in one ValueState.
+    Stats are emitted (returned as ``ModelStats`` messages) when a model starts
+    and stops serving its data type, every ``every_records`` records, when
+    ``every_seconds`` have passed since the last emission (checked on
+    :meth:`scored` and :meth:`emit_due`), and on request. The tracker loads
+    from and saves to ``ModelStatsList`` bytes, so a Flink function can keep it
+    in one ValueState; the time of the last emission travels with it (as each
+    entry's ``emitted_at``), so the time rule holds across timer calls.
+
+    Attributes:
+        starts: models that started serving since this tracker was built.
+        unreported: records were accounted for since the last emission of all
+            stats; a caller should come back (:meth:`emit_due`) later.
     """
 
     def __init__(self, instance: str, every_records: int, every_seconds: float, saved: bytes | None) -> None:
@@ -121,7 +128,9 @@ class StatsTracker:
         for entry in entries:
             stats = ModelServingStats.from_proto(entry)
             self.stats["\x1f".join((stats.data_type, stats.name, stats.version))] = stats
-        self._last_emit_ms = now_ms()
+        self._last_emit_ms = max((e.emitted_at for e in entries), default=0) or now_ms()
+        self.starts = 0
+        self.unreported = False
 
     @staticmethod
     def key(model: Model) -> str:
@@ -136,6 +145,7 @@ class StatsTracker:
                 emitted.append(self._message(self.stats.pop(key)))
         if self.key(model) not in self.stats:
             self.stats[self.key(model)] = self._fresh(model, since_ms)
+            self.starts += 1
             emitted.append(self._message(self.stats[self.key(model)]))
         return emitted
 
@@ -149,16 +159,30 @@ class StatsTracker:
         crossed = self.every_records and before // self.every_records != stats.usage // self.every_records
         if crossed or (self.every_ms and now_ms() - self._last_emit_ms >= self.every_ms):
             emitted.extend(self.emit_all())
+        else:
+            self.unreported = True
         return [m for m in emitted if m is not None]
+
+    def emit_due(self) -> list[ModelStats]:
+        """Every model's stats when ``every_seconds`` have passed since the last emission, else nothing."""
+        if self.every_ms and now_ms() - self._last_emit_ms >= self.every_ms:
+            return self.emit_all()
+        return []
 
     def emit_all(self) -> list[ModelStats]:
         """Current stats of every model, for periodic and end-of-input emission."""
         self._last_emit_ms = now_ms()
+        self.unreported = False
         return [self._message(s) for s in self.stats.values()]
 
     def saved(self) -> bytes:
-        """The bytes to keep in state (a ``ModelStatsList``)."""
-        return ModelStatsList(stats=[s.to_proto() for s in self.stats.values()]).SerializeToString()
+        """The bytes to keep in state (a ``ModelStatsList``; ``emitted_at``: the last emission)."""
+        entries = []
+        for stats in self.stats.values():
+            entry = stats.to_proto()
+            entry.emitted_at = self._last_emit_ms
+            entries.append(entry)
+        return ModelStatsList(stats=entries).SerializeToString()
 
     def _fresh(self, model: Model, since_ms: int) -> ModelServingStats:
         stats = ModelServingStats.for_model(model.descriptor, since_ms)

@@ -16,7 +16,7 @@ from serving import logs
 from serving.errors import ServingError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-_COMMAND_MODULES = ("demo", "models", "train", "jobs", "kafka", "publish", "bench")
+_COMMAND_MODULES = ("demo", "models", "train", "jobs", "kafka", "publish", "stats", "cluster", "bench")
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1

@@ -11,6 +11,10 @@ from serving.logs import get_logger
 log = get_logger("kafka")
 
 
+#: Topic configuration by role, for topics :func:`ensure_topics` creates.
+TOPIC_CONFIG: dict[str, dict[str, str]] = {"stats": {"cleanup.policy": "compact"}}
+
+
 class KafkaUnreachable(ServingError):
     """No broker answered at the configured bootstrap address."""
 
@@ -35,8 +39,11 @@ def check_reachable(settings: KafkaSettings, timeout: float = 5.0) -> None:
 def ensure_topics(settings: KafkaSettings, partitions: int | None = None) -> dict[str, str]:
     """Create every topic of ``settings.topics`` that does not exist yet; returns role -> topic.
 
-    Every topic uses the delete cleanup policy. (A compacted stats topic needs
-    record keys, which the PyFlink byte-array sink cannot set yet.)
+    The stats topic is compacted (``cleanup.policy=compact``): the jobs key each
+    snapshot by data type, model version and instance, so it keeps the newest
+    snapshot of each and a reader from the beginning gets the current stats
+    quickly. Every other topic uses the delete policy. Existing topics are left
+    as they are.
     """
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -44,10 +51,13 @@ def ensure_topics(settings: KafkaSettings, partitions: int | None = None) -> dic
     admin = AdminClient(settings.librdkafka_config())
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = []
-    for topic in settings.topics.all().values():
+    for role, topic in settings.topics.all().items():
         if topic in existing:
             continue
-        wanted.append(NewTopic(topic, num_partitions=partitions or settings.partitions, replication_factor=1))
+        config = TOPIC_CONFIG.get(role, {})
+        wanted.append(
+            NewTopic(topic, num_partitions=partitions or settings.partitions, replication_factor=1, config=config)
+        )
     for topic, future in admin.create_topics(wanted).items() if wanted else ():
         try:
             future.result()

@@ -1,0 +1,284 @@
+"""serving.monitoring: merging stats snapshots, model status, history, series, malformed input."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from serving.model import ModelType
+from serving.monitoring import (
+    ACCEPTED,
+    REJECTED,
+    RETIRED,
+    SERVING,
+    MalformedMessage,
+    Monitor,
+    UnknownDataType,
+    event_key,
+    parse_event,
+    parse_stats,
+    stats_key,
+    status_counts,
+)
+from serving.pb.model_event_pb2 import ModelEvent
+from serving.pb.model_stats_pb2 import ModelStats
+from serving.stats import ModelServingStats
+
+
+def snap(
+    version: str = "A",
+    usage: int = 0,
+    *,
+    name: str = "linear",
+    instance: str = "key:wine",
+    since: int = 1_000,
+    emitted_at: int = 2_000,
+    total: int | None = None,
+    low: int = 10,
+    high: int = 30,
+    data_type: str = "wine",
+) -> ModelStats:
+    return ModelStats(
+        name=name,
+        version=version,
+        data_type=data_type,
+        model_type=ModelType.PMML,
+        since=since,
+        usage=usage,
+        total_duration_ns=20 * usage if total is None else total,
+        min_duration_ns=low if usage else 0,
+        max_duration_ns=high if usage else 0,
+        instance=instance,
+        emitted_at=emitted_at,
+    )
+
+
+def event(kind, version: str = "A", *, name: str = "linear", ts: int = 500, reason: str = "", data_type: str = "wine"):
+    return ModelEvent(kind=kind, name=name, version=version, data_type=data_type, ts=ts, reason=reason)
+
+
+def test_record_keys_name_the_model_version_and_instance():
+    assert stats_key(snap("A", instance="bucket:3")) == b"wine/linear/A/bucket:3"
+    assert event_key(event(ModelEvent.ACCEPTED)) == b"wine"
+
+
+def test_latest_snapshot_per_instance_wins_and_instances_merge():
+    monitor = Monitor()
+    monitor.add_stats(snap("A", 100, instance="bucket:0", emitted_at=2_000))
+    monitor.add_stats(snap("A", 300, instance="bucket:0", emitted_at=3_000))
+    monitor.add_stats(snap("A", 200, instance="bucket:0", emitted_at=2_500))  # older, arrives late
+    monitor.add_stats(snap("A", 50, instance="bucket:1", emitted_at=2_000, low=5, high=90))
+    monitor.add_stats(snap("A", 50, instance="bucket:1", emitted_at=2_000, low=5, high=90))  # replayed
+    state = monitor.state("wine").model
+    assert state is not None
+    assert state.usage == 350
+    assert state.total_duration_ns == 20 * 350
+    assert (state.min_duration_ns, state.max_duration_ns) == (5, 90)
+    assert state.instances == 2
+    assert state.updated_at == 3_000
+    assert monitor.counters.stale_stats == 1
+
+
+@given(st.lists(st.tuples(st.sampled_from(["k0", "k1", "k2"]), st.integers(0, 10_000)), min_size=1, max_size=40))
+def test_merged_usage_is_the_sum_of_each_instances_largest_snapshot_in_any_order(snapshots):
+    monitor = Monitor()
+    for i, (instance, usage) in enumerate(snapshots):
+        monitor.add_stats(snap("A", usage, instance=instance, emitted_at=2_000 + i))
+    expected: dict[str, int] = {}
+    for instance, usage in snapshots:
+        expected[instance] = max(expected.get(instance, 0), usage)
+    assert monitor.state("wine").model.usage == sum(expected.values())
+
+
+def test_merge_matches_model_serving_stats_merge():
+    a, b = snap("A", 10, instance="i1", low=3, high=7, total=50), snap("A", 4, instance="i2", low=1, high=20, total=40)
+    monitor = Monitor()
+    monitor.add_stats(a)
+    monitor.add_stats(b)
+    expected = ModelServingStats.from_proto(a).merge(ModelServingStats.from_proto(b))
+    state = monitor.state("wine").model
+    assert (state.usage, state.total_duration_ns, state.min_duration_ns, state.max_duration_ns) == (
+        expected.usage,
+        expected.total_duration_ns,
+        expected.min_duration_ns,
+        expected.max_duration_ns,
+    )
+    assert state.mean_duration_ns == pytest.approx(expected.mean_duration_ns)
+
+
+def test_a_newer_model_that_started_retires_the_older_one():
+    monitor = Monitor()
+    monitor.add_event(event(ModelEvent.ACCEPTED, "A", ts=900))
+    monitor.add_stats(snap("A", 0, since=1_000, emitted_at=1_100))
+    monitor.add_stats(snap("A", 600, since=1_000, emitted_at=4_000))
+    monitor.add_event(event(ModelEvent.ACCEPTED, "B", name="tf", ts=5_100))
+    monitor.add_stats(snap("B", 0, name="tf", since=5_000, emitted_at=5_200))
+    monitor.add_stats(snap("B", 999, name="tf", since=5_000, emitted_at=9_000))
+    state = monitor.state("wine")
+    assert state.model.name == "tf" and state.model.version == "B"
+    assert state.model.since == 5_000 and state.model.usage == 999
+    assert state.models_known == 2
+    history = monitor.history("wine")
+    assert [(h.version, h.status, h.deployed_at, h.retired_at, h.usage) for h in history] == [
+        ("A", RETIRED, 1_000, 5_000, 600),
+        ("B", SERVING, 5_000, None, 999),
+    ]
+    assert history[0].accepted_at == 900
+    views = {m.version: m for m in monitor.models()}
+    assert (views["A"].status, views["B"].status) == (RETIRED, SERVING)
+
+
+def test_stats_arriving_out_of_order_give_the_same_answers():
+    messages = [
+        snap("A", 0, since=1_000, emitted_at=1_100),
+        snap("A", 600, since=1_000, emitted_at=4_000),
+        snap("B", 0, name="tf", since=5_000, emitted_at=5_200),
+        snap("B", 999, name="tf", since=5_000, emitted_at=9_000),
+    ]
+    forward, backward = Monitor(), Monitor()
+    for m in messages:
+        forward.add_stats(m)
+    for m in reversed(messages):
+        backward.add_stats(m)
+    assert forward.history("wine") == backward.history("wine")
+    assert forward.state("wine").model.usage == backward.state("wine").model.usage == 999
+
+
+def test_accepted_rejected_and_duplicate_events():
+    monitor = Monitor()
+    monitor.add_stats(snap("A", 10, since=1_000))
+    monitor.add_event(event(ModelEvent.REJECTED, "bad", name="corrupt", ts=3_000, reason="corrupt model: cut"))
+    monitor.add_event(event(ModelEvent.ACCEPTED, "C", name="forest", ts=4_000))
+    monitor.add_event(event(ModelEvent.DUPLICATE, "A", ts=4_500))
+    monitor.add_event(ModelEvent(kind=ModelEvent.REJECTED, reason="undecodable", ts=4_600))
+    views = {m.version: m for m in monitor.models()}
+    assert views["bad"].status == REJECTED and views["bad"].reason == "corrupt model: cut"
+    assert views["bad"].rejected_at == 3_000
+    assert views["C"].status == ACCEPTED and views["C"].since is None
+    assert views["A"].status == SERVING
+    assert monitor.counters.duplicates == 1 and monitor.counters.rejected_unidentified == 1
+    assert [h.version for h in monitor.history("wine")] == ["A", "bad", "C"]
+    assert status_counts(monitor.models()) == {SERVING: 1, RETIRED: 0, ACCEPTED: 1, REJECTED: 1}
+
+
+def test_an_accepted_model_superseded_before_it_served_counts_as_retired():
+    monitor = Monitor()
+    monitor.add_event(event(ModelEvent.ACCEPTED, "A", ts=900))  # accepted before B was even published
+    monitor.add_stats(snap("B", 5, name="tf", since=1_000))
+    assert {m.version: m.status for m in monitor.models()} == {"A": RETIRED, "B": SERVING}
+
+
+def test_history_at_a_time_names_the_model_serving_then():
+    monitor = Monitor()
+    monitor.add_stats(snap("A", 600, since=1_000, emitted_at=4_000))
+    monitor.add_stats(snap("B", 999, name="tf", since=5_000, emitted_at=9_000))
+    assert [h.version for h in monitor.history("wine", at=4_999)] == ["A"]
+    assert [h.version for h in monitor.history("wine", at=5_000)] == ["B"]
+    assert monitor.history("wine", at=999) == []
+
+
+def test_unknown_data_type_is_a_typed_error():
+    monitor = Monitor()
+    monitor.add_stats(snap("A", 1))
+    for query in (monitor.state, monitor.history, monitor.series):
+        with pytest.raises(UnknownDataType, match="nope"):
+            query("nope")
+
+
+def test_a_data_type_known_only_from_events_has_no_serving_model():
+    monitor = Monitor()
+    monitor.add_event(event(ModelEvent.ACCEPTED, "A", data_type="wine-white"))
+    state = monitor.state("wine-white")
+    assert state.model is None and state.models_known == 1
+
+
+def test_records_per_second_from_the_last_two_snapshots_of_each_instance():
+    monitor = Monitor()
+    monitor.add_stats(snap("A", 1_000, instance="i1", since=0, emitted_at=10_000))
+    monitor.add_stats(snap("A", 3_000, instance="i1", since=0, emitted_at=12_000))  # 1000/s
+    monitor.add_stats(snap("A", 500, instance="i2", since=10_000, emitted_at=11_000))  # one snapshot: 500/s
+    state = monitor.state("wine").model
+    assert state.records_per_second == pytest.approx(1_500)
+
+
+def test_series_gives_throughput_and_latency_between_buckets():
+    monitor = Monitor()
+    monitor.add_stats(snap("A", 0, since=1_000, emitted_at=1_000))
+    monitor.add_stats(snap("A", 1_000, since=1_000, emitted_at=2_000, total=40_000))
+    monitor.add_stats(snap("A", 1_500, since=1_000, emitted_at=2_400, total=50_000))  # same 1 s bucket
+    monitor.add_stats(snap("A", 3_500, since=1_000, emitted_at=4_000, total=150_000))
+    points = monitor.series("wine")
+    assert [p.t for p in points] == [1_000, 2_000, 4_000]
+    assert points[0].records_per_second is None
+    assert points[1].records_per_second == pytest.approx(1_500)
+    assert points[1].mean_duration_ns == pytest.approx(50_000 / 1_500)
+    assert points[2].records_per_second == pytest.approx(1_000)
+    assert points[2].mean_duration_ns == pytest.approx(100_000 / 2_000)
+
+
+def test_series_is_bounded():
+    monitor = Monitor(series_points=5)
+    for i in range(20):
+        monitor.add_stats(snap("A", i, emitted_at=1_000 * (i + 1)))
+    assert len(monitor.series("wine")) == 5
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"\xff\xff\xff",
+        b"x" * 70_000,
+        ModelStats(version="1", data_type="wine").SerializeToString(),  # no name
+        ModelStats(name="m", version="1", data_type="Bad Type").SerializeToString(),
+        ModelStats(name="m", version="1", data_type="wine", usage=-1).SerializeToString(),
+        ModelStats(
+            name="m", version="1", data_type="wine", usage=2, min_duration_ns=9, max_duration_ns=1
+        ).SerializeToString(),
+        ModelStats(name="m", version="1", data_type="wine", model_type=77).SerializeToString(),
+    ],
+)
+def test_malformed_stats_are_refused_with_a_typed_error(payload):
+    with pytest.raises(MalformedMessage):
+        parse_stats(payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"\x08\x09",  # kind 9
+        ModelEvent(kind=ModelEvent.ACCEPTED, version="1", data_type="wine").SerializeToString(),
+        ModelEvent(kind=ModelEvent.ACCEPTED, name="m", version="1", data_type="wine", ts=-5).SerializeToString(),
+    ],
+)
+def test_malformed_events_are_refused_with_a_typed_error(payload):
+    with pytest.raises(MalformedMessage):
+        parse_event(payload)
+
+
+def test_ingest_skips_and_counts_malformed_messages_and_tombstones():
+    monitor = Monitor()
+    assert monitor.ingest_stats(snap("A", 5).SerializeToString())
+    assert not monitor.ingest_stats(b"\xff garbage")
+    assert not monitor.ingest_stats(None)
+    assert not monitor.ingest_event(b"\x08\x09")
+    assert monitor.ingest_event(event(ModelEvent.ACCEPTED).SerializeToString())
+    counters = monitor.counters
+    assert (counters.stats_messages, counters.malformed_stats, counters.tombstones) == (1, 1, 1)
+    assert (counters.event_messages, counters.malformed_events) == (1, 1)
+    assert monitor.state("wine").model.usage == 5
+
+
+@given(st.lists(st.binary(max_size=200), max_size=30))
+def test_no_bytes_ever_break_the_monitor(payloads):
+    monitor = Monitor()
+    for payload in payloads:
+        monitor.ingest_stats(payload)
+        monitor.ingest_event(payload)
+    monitor.models()
+    for data_type in monitor.data_types():
+        monitor.state(data_type)
+        monitor.history(data_type)
+        monitor.series(data_type)

@@ -1,0 +1,214 @@
+"""Flink metrics of the serving functions, and the stats emission rule, with fake Flink contexts."""
+
+from __future__ import annotations
+
+import time
+
+from pyflink.datastream import TimeDomain
+
+from flink_jobs.ingest import DecodeRecords
+from flink_jobs.keyed import ModelServingKeyed
+from flink_jobs.partitioned import ModelServingPartitioned
+from flink_jobs.serving_function import METRIC_GROUP, ServingMetrics, report_stats, score_buffer
+from flink_jobs.tags import DEAD_LETTERS, STATS
+from serving.codecs import encode_record
+from serving.factories import descriptor_from_path
+from serving.model import ModelType
+from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
+from serving.registry import ModelCache
+from serving.scoring import StatsTracker
+from serving.settings import ServingOptions
+from tests.conftest import PMML_LINEAR
+
+
+class FakeCounter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def inc(self, n: int = 1) -> None:
+        self.count += n
+
+
+class FakeDistribution:
+    def __init__(self) -> None:
+        self.values: list[int] = []
+
+    def update(self, value: int) -> None:
+        self.values.append(value)
+
+
+class FakeGroup:
+    """Records every metric registered, by dotted path."""
+
+    def __init__(self, path: str = "", registry: dict | None = None) -> None:
+        self.path, self.registry = path, {} if registry is None else registry
+
+    def add_group(self, name: str, extra: str | None = None) -> FakeGroup:
+        return FakeGroup(f"{self.path}{name}.", self.registry)
+
+    def counter(self, name: str) -> FakeCounter:
+        return self.registry.setdefault(self.path + name, FakeCounter())
+
+    def distribution(self, name: str) -> FakeDistribution:
+        return self.registry.setdefault(self.path + name, FakeDistribution())
+
+
+class FakeRuntimeContext:
+    def __init__(self) -> None:
+        self.metrics = FakeGroup()
+
+    def get_metrics_group(self) -> FakeGroup:
+        return self.metrics
+
+    def get_state(self, descriptor):
+        return FakeValueState()
+
+    def get_list_state(self, descriptor):
+        return FakeListState([])
+
+    def get_index_of_this_subtask(self) -> int:
+        return 0
+
+
+class FakeValueState:
+    def __init__(self, value=None) -> None:
+        self._value = value
+
+    def value(self):
+        return self._value
+
+    def update(self, value) -> None:
+        self._value = value
+
+
+class FakeListState:
+    def __init__(self, items: list[bytes]) -> None:
+        self.items = list(items)
+
+    def get(self) -> list[bytes]:
+        return list(self.items)
+
+    def update(self, items: list[bytes]) -> None:
+        self.items = list(items)
+
+
+class FakeTimers:
+    def __init__(self) -> None:
+        self.processing: list[int] = []
+
+    def register_processing_time_timer(self, t: int) -> None:
+        self.processing.append(t)
+
+
+class FakeTimerContext:
+    def __init__(self, domain: TimeDomain) -> None:
+        self.domain, self.timers = domain, FakeTimers()
+
+    def time_domain(self) -> TimeDomain:
+        return self.domain
+
+    def timer_service(self) -> FakeTimers:
+        return self.timers
+
+
+def linear_model(version: str = "A"):
+    descriptor = descriptor_from_path(PMML_LINEAR, ModelType.PMML, version=version, name="linear")
+    descriptor.created_at = 1
+    admission = ModelCache().admit(descriptor.SerializeToString())
+    assert admission.accepted
+    return admission.model
+
+
+EXPECTED = {
+    f"{METRIC_GROUP}.records_scored",
+    f"{METRIC_GROUP}.dead_letters",
+    f"{METRIC_GROUP}.model_swaps",
+    f"{METRIC_GROUP}.scoring_time_ns",
+}
+
+
+def test_both_serving_functions_register_their_metrics_in_open():
+    for function in (ModelServingKeyed(ServingOptions()), ModelServingPartitioned(ServingOptions())):
+        context = FakeRuntimeContext()
+        function.open(context)
+        assert set(context.metrics.registry) == EXPECTED
+
+
+def test_decoding_counts_dead_letters(wine_data):
+    context = FakeRuntimeContext()
+    decode = DecodeRecords()
+    decode.open(context)
+    outputs = list(decode.process_element(b"\xff not a record", None))
+    outputs += list(decode.process_element(encode_record("1", wine_data.features[0], ts=5), None))
+    assert outputs[0][0] == DEAD_LETTERS
+    assert context.metrics.registry[f"{METRIC_GROUP}.dead_letters"].count == 1
+
+
+def test_score_buffer_counts_records_dead_letters_and_scoring_time(wine_data):
+    group = FakeGroup()
+    metrics = ServingMetrics(group)
+    model = linear_model()
+    records = [encode_record(str(i), row, ts=10 + i) for i, row in enumerate(wine_data.features[:25])]
+    records.append(encode_record("orphan", wine_data.features[0], ts=12, data_type="beer"))
+    buffer = FakeListState(records)
+    tracker = StatsTracker("key:wine", 1000, 10.0, None)
+    options = ServingOptions(early_records="drop")
+    out = list(score_buffer(buffer, 100, {"wine": [(1, model)]}, tracker, options, False, metrics))
+    results = [o for o in out if not isinstance(o, tuple)]
+    assert len(results) == 25
+    assert metrics.records_scored.count == 25
+    assert metrics.dead_letters.count == 1
+    assert len(metrics.scoring_time_ns.values) == 1 and metrics.scoring_time_ns.values[0] > 0
+    assert tracker.starts == 1
+    assert buffer.items == []
+
+
+def test_the_last_emission_time_survives_the_state_round_trip():
+    model = linear_model()
+    tracker = StatsTracker("key:wine", 0, 10.0, None)
+    tracker.started(model, 1)
+    tracker.emit_all()
+    saved = tracker.saved()
+    emitted = max(e.emitted_at for e in ModelStatsList.FromString(saved).stats)
+    assert emitted > 0
+    again = StatsTracker("key:wine", 0, 10.0, saved)
+    assert again.emit_due() == []  # less than 10 s ago
+    stale = ModelStatsList.FromString(saved)
+    for entry in stale.stats:
+        entry.emitted_at -= 11_000
+    due = StatsTracker("key:wine", 0, 10.0, stale.SerializeToString()).emit_due()
+    assert [m.version for m in due] == ["A"]
+
+
+def test_unreported_stats_set_a_timer_and_leave_on_the_processing_time_timer():
+    model = linear_model()
+    options = ServingOptions(idle_flush_ms=500, stats_every_seconds=10.0)
+    tracker = StatsTracker("key:wine", 1000, 10.0, None)
+    tracker.started(model, 1)
+    tracker.scored(model, 5, 5_000)
+    assert tracker.unreported
+    ctx = FakeTimerContext(TimeDomain.EVENT_TIME)
+    assert list(report_stats(ctx, tracker, options, False)) == []
+    assert len(ctx.timers.processing) == 1
+    assert ctx.timers.processing[0] >= int(time.time() * 1000) + 9_000
+
+    # When that timer fires, more than 10 s later, the stats are due.
+    state = ModelStatsList.FromString(tracker.saved())
+    for entry in state.stats:
+        entry.emitted_at -= 11_000
+    later = StatsTracker("key:wine", 1000, 10.0, state.SerializeToString())
+    fired = FakeTimerContext(TimeDomain.PROCESSING_TIME)
+    out = list(report_stats(fired, later, options, False))
+    assert [tag for tag, _ in out] == [STATS]
+    assert ModelStats.FromString(out[0][1]).usage == 5
+    assert fired.timers.processing == []
+
+
+def test_no_stats_timer_without_processing_time_timers():
+    model = linear_model()
+    tracker = StatsTracker("key:wine", 1000, 10.0, None)
+    tracker.started(model, 1)
+    tracker.scored(model, 5, 5_000)
+    ctx = FakeTimerContext(TimeDomain.EVENT_TIME)
+    list(report_stats(ctx, tracker, ServingOptions(idle_flush_ms=0), False))
+    assert ctx.timers.processing == []  # bounded jobs stay deterministic: stats leave at the end of input
