@@ -34,7 +34,10 @@ JOB_NAMES = {
 #: ``model_name`` of every result the passthrough job emits.
 PASSTHROUGH_MODEL = "passthrough"
 
-#: Every operator uid, by job. Savepoints map state to these: see docs/state-compatibility.md.
+#: Savepoints map state to operator uids: every uid, by job, is recorded in state_layout.json
+#: (see docs/state-compatibility.md).
+
+#: Partitioned job: hash buckets of record ids per instance (the keys of its keyed state).
 BUCKETS_PER_INSTANCE = 4
 
 
