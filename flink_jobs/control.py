@@ -8,7 +8,7 @@ from pyflink.common.completable_future import CompletableFuture
 from pyflink.common.job_client import JobClient
 from pyflink.java_gateway import get_gateway
 
-from flink_jobs.environment import as_uri
+from serving.uris import as_uri
 
 
 def _canonical():

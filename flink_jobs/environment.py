@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -12,14 +11,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 
 from serving.errors import ConfigError
 from serving.settings import JobSettings
-
-
-def as_uri(path_or_uri: str) -> str:
-    """A ``file://`` URI for a local path; URIs pass through unchanged."""
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", path_or_uri):  # file:/x, file:///x, s3://b/x
-        return path_or_uri
-    return Path(path_or_uri).resolve().as_uri()
-
+from serving.uris import as_uri
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONNECTOR_DIR = PROJECT_ROOT / ".cache" / "jars" / "connector"

@@ -43,8 +43,8 @@ from typing import Any
 import yaml
 
 from serving.errors import ConfigError, ServingError
-from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
+from serving.uris import as_uri, local_path
 
 log = get_logger("cluster")
 
@@ -158,23 +158,6 @@ def job_jars(jars_dir: Path = JARS_DIR) -> tuple[Path, list[Path]]:
 def default_state_dir() -> Path:
     """``$MODELSERVING_FLINK_STATE_DIR``, else ``.cache/flink``."""
     return Path(os.environ[STATE_ENV]) if os.environ.get(STATE_ENV) else DEFAULT_STATE
-
-
-def as_uri(path_or_uri: str | Path) -> str:
-    """A URI for a savepoint or checkpoint location: local paths become absolute ``file://`` URIs."""
-    text = str(path_or_uri)
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", text):
-        return text
-    return Path(text).expanduser().resolve().as_uri()
-
-
-def local_path(uri: str) -> Path | None:
-    """The local path of a ``file:`` URI or plain path; None for a remote URI (s3://, hdfs://)."""
-    if uri.startswith("file:"):
-        return Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", uri):
-        return None
-    return Path(uri).expanduser().resolve()
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -696,29 +679,6 @@ class Submission:
             raise ConfigError(f"--parallelism must be at least 1, got {self.parallelism}")
         if self.checkpoint_interval_ms < 100:
             raise ConfigError(f"--checkpoint-interval must be at least 100 ms, got {self.checkpoint_interval_ms}")
-
-
-def kafka_environment(settings: KafkaSettings) -> dict[str, str]:
-    """``MODELSERVING_KAFKA_*`` variables for every non-secret setting; the job reads them like a user's.
-
-    Passwords and ``extra`` are left out: the job takes them from the same
-    environment or ``--kafka-config`` file as the command that submits it.
-    """
-    env = {
-        "MODELSERVING_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "MODELSERVING_KAFKA_SECURITY_PROTOCOL": settings.security_protocol,
-        "MODELSERVING_KAFKA_GROUP_ID": settings.group_id,
-        "MODELSERVING_KAFKA_TRANSACTIONAL_ID_PREFIX": settings.transactional_id_prefix,
-        "MODELSERVING_KAFKA_TRANSACTION_TIMEOUT_MS": str(settings.transaction_timeout_ms),
-        "MODELSERVING_KAFKA_TOPICS": settings.topics.model_dump_json(),
-    }
-    optional = {
-        "MODELSERVING_KAFKA_SASL_MECHANISM": settings.sasl_mechanism,
-        "MODELSERVING_KAFKA_SASL_USERNAME": settings.sasl_username,
-        "MODELSERVING_KAFKA_SSL_TRUSTSTORE_LOCATION": settings.ssl_truststore_location,
-    }
-    env.update({k: str(v) for k, v in optional.items() if v})
-    return env
 
 
 def flink_run_command(

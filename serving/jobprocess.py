@@ -48,9 +48,7 @@ def kafka_env(settings: KafkaSettings) -> dict[str, str]:
     """A child's environment pointing it at ``settings``' topics, group and transactional ids."""
     return {
         **child_environment(),
-        "MODELSERVING_KAFKA_TOPICS": settings.topics.model_dump_json(),
-        "MODELSERVING_KAFKA_GROUP_ID": settings.group_id,
-        "MODELSERVING_KAFKA_TRANSACTIONAL_ID_PREFIX": settings.transactional_id_prefix,
+        **settings.to_environment(),
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONUNBUFFERED": "1",
     }

@@ -27,7 +27,6 @@ from serving.cluster import (
     Submission,
     as_uri,
     check_job_id,
-    kafka_environment,
     recorded_submission,
     submit,
     upgrade,
@@ -164,7 +163,7 @@ def run_submit(args: argparse.Namespace) -> int:
     submission = Submission(
         job=args.job,
         parallelism=args.parallelism,
-        kafka_env=kafka_environment(settings),
+        kafka_env=settings.to_environment(),
         kafka_config=str(args.kafka_config.resolve()) if args.kafka_config else None,
         checkpoint_interval_ms=args.checkpoint_interval,
         from_savepoint=_location(args.from_savepoint) if args.from_savepoint else None,
@@ -237,7 +236,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
     # Kafka flags win; else what the job was submitted with; else the environment, as for submit.
     if any(getattr(args, flag, None) for flag in _KAFKA_FLAGS) or not recorded_submission(job_id, args.cluster_state):
         settings = kafka_settings_from_args(args)
-        kafka = (kafka_environment(settings), str(args.kafka_config.resolve()) if args.kafka_config else None)
+        kafka = (settings.to_environment(), str(args.kafka_config.resolve()) if args.kafka_config else None)
     if args.parallelism is not None and args.parallelism < 1:
         raise ConfigError(f"--parallelism must be at least 1, got {args.parallelism}")
     result = upgrade(

@@ -122,6 +122,28 @@ class KafkaSettings(BaseSettings):
             conf["ssl.ca.location"] = str(self.ssl_ca_location)
         return conf
 
+    def to_environment(self) -> dict[str, str]:
+        """``MODELSERVING_KAFKA_*`` variables for every non-secret setting, for a child job to read.
+
+        Passwords and ``extra`` are left out: the child takes them from the same
+        environment or ``--kafka-config`` file as the command that starts it.
+        """
+        env = {
+            "MODELSERVING_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "MODELSERVING_KAFKA_SECURITY_PROTOCOL": self.security_protocol,
+            "MODELSERVING_KAFKA_GROUP_ID": self.group_id,
+            "MODELSERVING_KAFKA_TRANSACTIONAL_ID_PREFIX": self.transactional_id_prefix,
+            "MODELSERVING_KAFKA_TRANSACTION_TIMEOUT_MS": str(self.transaction_timeout_ms),
+            "MODELSERVING_KAFKA_TOPICS": self.topics.model_dump_json(),
+        }
+        optional = {
+            "MODELSERVING_KAFKA_SASL_MECHANISM": self.sasl_mechanism,
+            "MODELSERVING_KAFKA_SASL_USERNAME": self.sasl_username,
+            "MODELSERVING_KAFKA_SSL_TRUSTSTORE_LOCATION": self.ssl_truststore_location,
+        }
+        env.update({k: str(v) for k, v in optional.items() if v})
+        return env
+
     def describe(self) -> str:
         """One loggable line: servers, protocol, group; never a secret."""
         return f"bootstrap={self.bootstrap_servers} protocol={self.security_protocol} group={self.group_id}"

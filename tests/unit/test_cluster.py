@@ -117,7 +117,7 @@ def test_kafka_settings_travel_as_environment_without_secrets(monkeypatch):
         group_id="g",
         transactional_id_prefix="t",
     )
-    env = cluster.kafka_environment(settings)
+    env = settings.to_environment()
     assert "hunter2" not in json.dumps(env)
     for key in list(os.environ):
         if key.startswith("MODELSERVING_KAFKA"):
