@@ -18,7 +18,6 @@ so the CLI stays quick. Every failure a user can cause is a
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -26,7 +25,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,7 @@ import yaml
 
 from serving.errors import ConfigError, ServingError
 from serving.logs import get_logger
+from serving.processes import pid_alive, port_open, terminate
 from serving.uris import as_uri, local_path
 
 log = get_logger("cluster")
@@ -376,7 +375,7 @@ class LocalCluster:
             lines = path.read_text().split()
         except OSError:
             return ()
-        return tuple(int(p) for p in lines if p.isdigit() and _alive(int(p)))
+        return tuple(int(p) for p in lines if p.isdigit() and pid_alive(int(p)))
 
     def jobmanager_pids(self) -> tuple[int, ...]:
         """Live JobManager processes started from this state directory."""
@@ -412,7 +411,7 @@ class LocalCluster:
         if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
             raise ClusterError("java not found on PATH: Flink needs Java 11 or newer (17 recommended)")
         for name, port in (("rest", options.rest_port), ("rpc", options.rpc_port)):
-            if _port_open("127.0.0.1", port):
+            if port_open("127.0.0.1", port):
                 raise ClusterError(
                     f"port {port} is taken: another Flink cluster (or program) listens there; "
                     f"choose another with --{name}-port"
@@ -462,7 +461,7 @@ class LocalCluster:
         """
         tms, jms = self.taskmanager_pids(), self.jobmanager_pids()
         for pid in (*tms, *jms):
-            _terminate(pid, timeout)
+            terminate(pid, timeout)
         for pid_file in self.pid_dir.glob(f"flink-{IDENT}-*.pid"):
             pid_file.unlink(missing_ok=True)
         if tms or jms:
@@ -992,38 +991,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _terminate(pid: int, timeout: float) -> None:
-    """SIGTERM ``pid``, SIGKILL after ``timeout`` seconds."""
-    if not _alive(pid):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from serving.errors import ConfigError, ServingError
 from serving.logs import get_logger
+from serving.processes import pid_alive, port_open, terminate
 
 log = get_logger("kafka.broker")
 
@@ -81,13 +81,6 @@ def free_port(preferred: int | None = None) -> int:
     raise BrokerError("no free port on 127.0.0.1")
 
 
-def port_open(host: str, port: int) -> bool:
-    """Whether something accepts TCP connections at ``host:port``."""
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
 class LocalBroker:
     """Start, stop and inspect the local broker. Idempotent: start twice, one broker."""
 
@@ -112,7 +105,7 @@ class LocalBroker:
         """Running when the recorded process is alive and its port answers."""
         pid = _read_int(self._pid_file)
         bootstrap = self._bootstrap_file.read_text().strip() if self._bootstrap_file.exists() else None
-        alive = pid is not None and _alive(pid)
+        alive = pid is not None and pid_alive(pid)
         if alive and bootstrap:
             host, port = bootstrap.rsplit(":", 1)
             alive = port_open(host, int(port))
@@ -174,13 +167,8 @@ class LocalBroker:
     def stop(self, timeout: float = 30.0) -> BrokerStatus:
         """Stop the broker (SIGTERM, then SIGKILL after ``timeout``); a no-op when stopped."""
         pid = _read_int(self._pid_file)
-        if pid is not None and _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        if pid is not None and pid_alive(pid):
+            terminate(pid, timeout)
             log.info("broker stopped", extra={"pid": pid})
         self._pid_file.unlink(missing_ok=True)
         self._bootstrap_file.unlink(missing_ok=True)
@@ -234,20 +222,6 @@ def _read_int(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process counts as dead.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
 
 
 def require_port(value: str) -> int:
