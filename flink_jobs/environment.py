@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,6 +25,9 @@ def connector_jar() -> Path:
         raise ConfigError(f"the Flink Kafka connector is missing from {CONNECTOR_DIR}: run `make jars`")
     return jars[-1]
 
+
+#: PyFlink's switch between loopback and process Python workers on a MiniCluster.
+PYTHON_WORKERS_ENV = "_python_worker_execution_mode"
 
 SERVING_JAR = PROJECT_ROOT / ".cache" / "jars" / "serving" / "modelserving-flink.jar"
 
@@ -56,6 +60,7 @@ def job_configuration(
     conf.set_string("python.execution-mode", "process")
     conf.set_string("python.fn-execution.bundle.time", str(settings.bundle_time_ms))
     conf.set_string("python.fn-execution.bundle.size", str(settings.bundle_size))
+    conf.set_string("pipeline.auto-watermark-interval", f"{settings.watermark_interval_ms}ms")
     conf.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms}ms")
     conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
     # A checkpoint stuck on an unreachable broker must fail (and restart the job), not hang 10 minutes.
@@ -88,9 +93,16 @@ def job_configuration(
 
 
 def create_environment(
-    settings: JobSettings, jars: Iterable[Path] = (), extra: Mapping[str, str] | None = None
+    settings: JobSettings, jars: Iterable[Path] | None = None, extra: Mapping[str, str] | None = None
 ) -> StreamExecutionEnvironment:
-    """A streaming environment (a local MiniCluster unless submitted to a cluster)."""
+    """A streaming environment (a local MiniCluster unless submitted to a cluster).
+
+    ``jars`` default to the project's Java helpers, which every job uses; pass
+    ``()`` under ``flink run``, where the jars come from the command line.
+    """
+    jars = [serving_jar()] if jars is None else jars
+    # PyFlink reads this when the job starts: "process" gives each Python operator a worker process.
+    os.environ[PYTHON_WORKERS_ENV] = settings.python_workers
     env = StreamExecutionEnvironment.get_execution_environment(job_configuration(settings, jars, extra))
     env.set_parallelism(settings.parallelism)
     env.set_max_parallelism(settings.max_parallelism)

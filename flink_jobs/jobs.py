@@ -16,12 +16,14 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.functions import ProcessFunction
 
-from flink_jobs.ingest import decoded_models, decoded_records
+from flink_jobs.ingest import decoded_models, keyed_by_first_field, routed_records
 from flink_jobs.io import JobIO
 from flink_jobs.keyed import ModelServingKeyed
-from flink_jobs.partitioned import MODELS, ModelServingPartitioned, bucket_of
-from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
+from flink_jobs.partitioned import MODELS, ModelServingPartitioned
+from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, RECORD_ROW, STATS
+from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.serving_result_pb2 import ServingResult
+from serving.scoring import decode_data
 from serving.settings import JobSettings
 
 #: Job names as Flink shows them.
@@ -56,33 +58,32 @@ class _DataTypeKey:
         return row.data_type
 
 
-class _BucketKey:
-    def __init__(self, buckets: int) -> None:
-        self.buckets = buckets
-
-    def __call__(self, row) -> str:
-        return bucket_of(row.id, self.buckets)
-
-
 class Passthrough(ProcessFunction):
     """A decoded record -> one ``ServingResult`` named ``passthrough``: no model, no state, no score.
 
-    The benchmark's ceiling: what the sources, decoding, Python hand-over and
-    sinks cost without any serving work. Declares the stats side output (never
-    written) so the job has the same four outputs as the serving jobs.
+    The benchmark's ceiling: what the sources, routing, decoding, the Python
+    hand-over and the sinks cost without any serving work. Invalid records are
+    dead-lettered as in the serving jobs. Declares the stats side output
+    (never written) so the job has the same four outputs as the serving jobs.
     """
 
     def process_element(self, value, ctx):
-        """Emit the result for one record row (``RECORD_ROW``)."""
+        """Emit the result for one routed record (``KEYED_RECORD_ROW``), or its dead letter."""
+        payload = bytes(value[1].payload)
+        decoded = decode_data(payload)
+        if isinstance(decoded, DeadLetter):
+            yield DEAD_LETTERS, decoded.SerializeToString()
+            return
         result = ServingResult(
-            model_name=PASSTHROUGH_MODEL, data_type=value.data_type, record_id=value.id, record_ts=value.ts
+            model_name=PASSTHROUGH_MODEL, data_type=decoded.data_type, record_id=decoded.id, record_ts=decoded.ts
         )
         yield result.SerializeToString()
 
 
 def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: JobIO) -> ServingStreams:
     """Declare sources, decoding, event time and the serving function for ``settings.job``."""
-    records, record_dead = decoded_records(io.data_source(env), settings.out_of_orderness_ms)
+    buckets = BUCKETS_PER_INSTANCE * settings.parallelism if settings.job == "partitioned" else 0
+    records = routed_records(io.data_source(env), settings.out_of_orderness_ms, buckets)
     models, model_dead, model_rejected = decoded_models(
         io.model_source(env), settings.out_of_orderness_ms, settings.model_idle_ms
     )
@@ -90,16 +91,15 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
         served = records.process(Passthrough(), output_type=BYTES).uid("serve-passthrough").name("Passthrough")
     elif settings.job == "keyed":
         served = (
-            records.key_by(_DataTypeKey(), key_type=Types.STRING())
+            keyed_by_first_field(records, RECORD_ROW)
             .connect(models.key_by(_DataTypeKey(), key_type=Types.STRING()))
             .process(ModelServingKeyed(settings.options), output_type=BYTES)
             .uid("serve-keyed")
             .name("ModelServingKeyed")
         )
     else:
-        buckets = BUCKETS_PER_INSTANCE * settings.parallelism
         served = (
-            records.key_by(_BucketKey(buckets), key_type=Types.STRING())
+            keyed_by_first_field(records, RECORD_ROW)
             .connect(models.broadcast(MODELS))
             .process(ModelServingPartitioned(settings.options), output_type=BYTES)
             .uid("serve-partitioned")
@@ -108,7 +108,7 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
     return ServingStreams(
         results=served,
         stats=served.get_side_output(STATS),  # the passthrough job never writes it
-        dead_letters=record_dead.union(model_dead, served.get_side_output(DEAD_LETTERS)),
+        dead_letters=model_dead.union(served.get_side_output(DEAD_LETTERS)),
         model_events=model_rejected.union(served.get_side_output(MODEL_EVENTS)),
     )
 

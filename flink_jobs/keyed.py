@@ -20,9 +20,10 @@ from pyflink.datastream.functions import KeyedCoProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.serving_function import (
+    FlushTimers,
     ServingMetrics,
+    buffer_record,
     flush_bounds,
-    register_flush,
     report_stats,
     save_stats,
     score_buffer,
@@ -68,17 +69,16 @@ class ModelServingKeyed(KeyedCoProcessFunction):
         self.stats = runtime_context.get_state(MODEL_STATS)
         self.cache = ModelCache(self.options.model_roots)
         self.metrics = ServingMetrics(runtime_context.get_metrics_group())
+        self.timers = FlushTimers(self.options)
 
     def close(self) -> None:
         """Release every built model."""
         self.cache.close()
 
     def process_element1(self, value, ctx):
-        """A data record: buffer it until the watermark passes it."""
+        """A data record: validate it, then buffer it until the watermark passes it."""
         self.metrics.capture_scope()
-        self.buffer.add(value.payload)
-        register_flush(ctx, value.ts, self.options)
-        return iter(())
+        yield from buffer_record(value, ctx, self.buffer, self.timers, self.metrics)
 
     def process_element2(self, value, ctx):
         """A model: admit it now; it serves from its ``created_at`` on."""
@@ -97,10 +97,11 @@ class ModelServingKeyed(KeyedCoProcessFunction):
             yield DEAD_LETTERS, admission.dead_letter.SerializeToString()
         if admission.accepted:
             self.pending.add(admission.model.to_bytes())
-            register_flush(ctx, value.created_at, self.options)
+            self.timers.request(ctx, value.created_at)
 
     def on_timer(self, timestamp: int, ctx):
         """Apply due models and score due records, in event-time order."""
+        self.timers.fired(ctx, timestamp)
         records_up_to, models_up_to, end = flush_bounds(timestamp, ctx)
         tracker = StatsTracker(
             f"key:{ctx.get_current_key()}",

@@ -38,6 +38,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--restart-attempts", type=int, default=10)
     p.add_argument("--bundle-time-ms", type=int, default=100, help="Python bundle time (latency), default 100")
     p.add_argument("--bundle-size", type=int, default=1000, help="Python bundle size, default 1000")
+    p.add_argument("--batch-size", type=int, default=1000, metavar="B", help="most records per score_batch call")
+    p.add_argument("--batch-wait-ms", type=int, default=10, metavar="T", help="event-time slot a flush covers")
+    p.add_argument("--out-of-orderness-ms", type=int, default=200, help="how late a record may be in event time")
+    p.add_argument("--watermark-interval-ms", type=int, default=200, help="how often sources emit watermarks")
+    p.add_argument(
+        "--python-workers",
+        choices=["loopback", "process"],
+        default="loopback",
+        help="local MiniCluster only: threads of this process (PyFlink's default) or a process per Python operator",
+    )
     p.add_argument("--bootstrap-servers", default=None)
     p.add_argument("--kafka-config", type=Path, default=None, help="TOML file with a [kafka] table")
     p.add_argument("--local", action="store_true", help="add the jars in .cache (MiniCluster runs)")
@@ -63,7 +73,12 @@ def settings_from_args(args: argparse.Namespace) -> tuple[JobSettings, KafkaSett
         restart_attempts=args.restart_attempts,
         bundle_time_ms=args.bundle_time_ms,
         bundle_size=args.bundle_size,
+        out_of_orderness_ms=args.out_of_orderness_ms,
+        watermark_interval_ms=args.watermark_interval_ms,
+        python_workers=args.python_workers,
         options=ServingOptions(
+            batch_size=args.batch_size,
+            batch_wait_ms=args.batch_wait_ms,
             early_records=args.early_records,
             idle_flush_ms=args.idle_flush_ms,
             max_held_records=args.max_held_records,

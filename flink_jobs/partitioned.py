@@ -22,16 +22,15 @@ results a little later than others.
 
 from __future__ import annotations
 
-import zlib
-
 from pyflink.common import Types
 from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.serving_function import (
+    FlushTimers,
     ServingMetrics,
+    buffer_record,
     flush_bounds,
-    register_flush,
     report_stats,
     save_stats,
     score_buffer,
@@ -53,11 +52,6 @@ MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
 #: Versions kept per data type: enough for records that arrive late to find their model.
 KEEP_VERSIONS = 3
 SEP = "\x1f"
-
-
-def bucket_of(record_id: str, buckets: int) -> str:
-    """A stable bucket for a record id (crc32, not Python's salted ``hash``)."""
-    return str(zlib.crc32(record_id.encode()) % buckets)
 
 
 def state_key(model: Model) -> str:
@@ -82,17 +76,16 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
         self.cache = ModelCache(self.options.model_roots)
         self.reports = runtime_context.get_index_of_this_subtask() == 0
         self.metrics = ServingMetrics(runtime_context.get_metrics_group())
+        self.timers = FlushTimers(self.options)
 
     def close(self) -> None:
         """Release every built model."""
         self.cache.close()
 
     def process_element(self, value, ctx):
-        """A data record: buffer it until the watermark passes it."""
+        """A data record: validate it, then buffer it until the watermark passes it."""
         self.metrics.capture_scope()
-        self.buffer.add(value.payload)
-        register_flush(ctx, value.ts, self.options)
-        return iter(())
+        yield from buffer_record(value, ctx, self.buffer, self.timers, self.metrics)
 
     def process_broadcast_element(self, value, ctx):
         """A model: admit it on this instance and keep it in broadcast state."""
@@ -124,6 +117,7 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
 
     def on_timer(self, timestamp: int, ctx):
         """Score due records with the model current at each record's time."""
+        self.timers.fired(ctx, timestamp)
         records_up_to, models_up_to, end = flush_bounds(timestamp, ctx)
         models = ctx.get_broadcast_state(MODELS)
         timelines = {

@@ -10,8 +10,9 @@ from pyflink.datastream import TimeDomain
 from flink_jobs.tags import DEAD_LETTERS, END_OF_INPUT, STATS
 from serving.codecs import now_ms
 from serving.model import Model
+from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.wine_record_pb2 import WineRecord
-from serving.scoring import StatsTracker, decode_buffer, score_due
+from serving.scoring import StatsTracker, buffer_entry, decode_buffer, decode_data, entry_ts, score_due
 from serving.settings import ServingOptions
 
 #: The metric group of every metric the Python functions register (under the operator's group).
@@ -110,13 +111,69 @@ def flush_bounds(timestamp: int, ctx) -> tuple[int, int, bool]:
     return watermark, watermark, timestamp >= END_OF_INPUT
 
 
-def register_flush(ctx, ts: int, options: ServingOptions) -> None:
-    """Ask for a flush once the watermark passes ``ts`` (and after the idle delay, if on)."""
-    timers = ctx.timer_service()
-    timers.register_event_time_timer(slot(ts, options.flush_granularity_ms))
-    timers.register_event_time_timer(END_OF_INPUT)
-    if options.idle_flush_ms:
-        timers.register_processing_time_timer(slot(now_ms() + options.idle_flush_ms, 100))
+class FlushTimers:
+    """Asks for the flush timers of buffered records: once per slot and key, not once per record.
+
+    Every timer registration is a message from the Python worker to the JVM,
+    and the JVM keeps one timer per key and time anyway; registering three
+    timers for every record was the serving functions' largest per-record
+    cost. This remembers, per key, the timers asked for and not yet fired.
+
+    Memory only, and that is sound: timers are Flink state. After a restore
+    Flink fires the restored timers, and the empty memory here at worst asks
+    for a timer again, which the JVM ignores.
+    """
+
+    def __init__(self, options: ServingOptions) -> None:
+        self.options = options
+        self._event: dict[object, set[int]] = {}
+        self._processing: dict[object, int] = {}
+        self._end_of_input: set[object] = set()
+
+    def request(self, ctx, ts: int) -> None:
+        """Ask for a flush once the watermark passes ``ts`` (and after the idle delay, if on)."""
+        key = ctx.get_current_key()
+        timers = ctx.timer_service()
+        flush_at = slot(ts, self.options.batch_wait_ms)
+        pending = self._event.setdefault(key, set())
+        if flush_at not in pending:
+            timers.register_event_time_timer(flush_at)
+            pending.add(flush_at)
+        if key not in self._end_of_input:
+            timers.register_event_time_timer(END_OF_INPUT)
+            self._end_of_input.add(key)
+        if self.options.idle_flush_ms:
+            idle_at = slot(now_ms() + self.options.idle_flush_ms, 100)
+            if self._processing.get(key) != idle_at:
+                timers.register_processing_time_timer(idle_at)
+                self._processing[key] = idle_at
+
+    def fired(self, ctx, timestamp: int) -> None:
+        """Forget the timers of the current key that have fired by now."""
+        key = ctx.get_current_key()
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            if self._processing.get(key, END_OF_INPUT) <= timestamp:
+                del self._processing[key]
+            return
+        pending = self._event.get(key)
+        if pending:
+            pending.difference_update([t for t in pending if t <= timestamp])
+
+
+def buffer_record(value, ctx, buffer_state, timers: FlushTimers, metrics: ServingMetrics) -> Iterator:
+    """Take in one routed record (``RECORD_ROW``): buffer it and ask for its flush, or dead-letter it.
+
+    This is where a data record is decoded and validated (the JVM only routed
+    it); what fails goes to the dead letters with the reason and its bytes.
+    """
+    payload = bytes(value.payload)
+    decoded = decode_data(payload)
+    if isinstance(decoded, DeadLetter):
+        metrics.dead_lettered()
+        yield DEAD_LETTERS, decoded.SerializeToString()
+        return
+    buffer_state.add(buffer_entry(decoded.ts, payload))
+    timers.request(ctx, decoded.ts)
 
 
 def score_buffer(
@@ -128,18 +185,25 @@ def score_buffer(
     end_of_input: bool,
     metrics: ServingMetrics | None = None,
 ) -> Iterator:
-    """Score the due records of ``buffer_state``; yield results and side outputs; keep the rest."""
-    records = decode_buffer(buffer_state.get() or [])
-    due: list[WineRecord] = [r for r in records if r.ts <= records_up_to]
-    if not due:
+    """Score the due records of ``buffer_state``; yield results and side outputs; keep the rest.
+
+    Only due records are decoded; the entries that must wait stay as they are,
+    and when nothing waits the buffer is cleared instead of rewritten.
+    """
+    due_entries: list[bytes] = []
+    later: list[bytes] = []
+    for entry in buffer_state.get() or []:
+        (due_entries if entry_ts(entry) <= records_up_to else later).append(entry)
+    if not due_entries:
         return
-    later = [r for r in records if r.ts > records_up_to]
+    due: list[WineRecord] = decode_buffer(due_entries)
     scored = score_due(
         due,
         timelines,
         hold=options.early_records == "hold",
         max_held=options.max_held_records,
         end_of_input=end_of_input,
+        batch_size=options.batch_size,
     )
     for result in scored.results:
         yield result.SerializeToString()
@@ -152,7 +216,11 @@ def score_buffer(
             yield STATS, message.SerializeToString()
     if metrics is not None:
         metrics.dead_lettered(len(scored.dead_letters))
-    buffer_state.update([r.SerializeToString() for r in scored.held + later])
+    kept = [buffer_entry(r.ts, r.SerializeToString()) for r in scored.held] + later
+    if kept:
+        buffer_state.update(kept)
+    else:
+        buffer_state.clear()
 
 
 def report_stats(ctx, tracker: StatsTracker, options: ServingOptions, end_of_input: bool) -> Iterator:

@@ -15,6 +15,9 @@ RECORD_ROW = Types.ROW_NAMED(
     ["data_type", "id", "ts", "payload"], [Types.STRING(), Types.STRING(), Types.LONG(), BYTES]
 )
 
+#: A decoded record with its key (data type or hash bucket) in front, as a keyed stream carries it.
+KEYED_RECORD_ROW = Types.ROW([Types.STRING(), RECORD_ROW])
+
 #: A decoded model message: key fields plus the ModelDescriptor bytes.
 MODEL_ROW = Types.ROW_NAMED(["data_type", "created_at", "payload"], [Types.STRING(), Types.LONG(), BYTES])
 

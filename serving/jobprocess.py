@@ -122,6 +122,7 @@ class LocalJob(ProcessGroup):
         restart_attempts: int = 0,
         restore: str | None = None,
         name: str = "job",
+        job_args: Sequence[str] = (),
     ) -> None:
         work_dir = Path(work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +135,7 @@ class LocalJob(ProcessGroup):
         ]  # fmt: skip
         if restore:
             args += ["--restore", restore]
+        args += list(job_args)
         env = {**kafka_env(settings), "FLINK_LOG_DIR": str(work_dir / f"flink-{name}")}
         super().__init__(args, env, work_dir / f"{name}.log")
         log.info("job process started", extra={"job": job, "pid": self.process.pid, "log": str(self.log_path)})

@@ -37,9 +37,29 @@ class Scored:
     held: list[WineRecord] = field(default_factory=list)
 
 
-def decode_buffer(payloads: Iterable[bytes]) -> list[WineRecord]:
+#: First byte of a buffer entry: 0 is never the first byte of a WineRecord (field number 0 is invalid).
+_ENTRY_MARK = b"\x00"
+
+
+def buffer_entry(ts: int, payload: bytes) -> bytes:
+    """A record as a buffer keeps it: a mark, its ``ts`` (8 bytes) and its WineRecord bytes.
+
+    The timestamp up front lets a flush find the due records without
+    decoding the ones that must wait.
+    """
+    return _ENTRY_MARK + ts.to_bytes(8, "big", signed=True) + bytes(payload)
+
+
+def entry_ts(entry: bytes) -> int:
+    """The ``ts`` of a buffer entry (older buffers kept bare WineRecord bytes: decoded)."""
+    if entry[:1] == _ENTRY_MARK:
+        return int.from_bytes(entry[1:9], "big", signed=True)
+    return decode_record(bytes(entry)).ts
+
+
+def decode_buffer(entries: Iterable[bytes]) -> list[WineRecord]:
     """Records kept in state; they were validated on the way in, so this cannot fail."""
-    return [decode_record(bytes(p)) for p in payloads]
+    return [decode_record(bytes(e[9:]) if e[:1] == _ENTRY_MARK else bytes(e)) for e in entries]
 
 
 def score_due(
@@ -49,12 +69,14 @@ def score_due(
     hold: bool,
     max_held: int,
     end_of_input: bool = False,
+    batch_size: int = 0,
 ) -> Scored:
     """Score ``records`` by the event-time rule of :mod:`serving.timeline`.
 
     Records whose data type has no model yet are held (``hold``, up to
     ``max_held``; the oldest overflow is dead-lettered) or dead-lettered as
-    ``no model``. At ``end_of_input`` nothing more can arrive, so held records
+    ``no model``. Each model's records go to ``score_batch`` in batches of at
+    most ``batch_size`` (0: all at once). At ``end_of_input`` nothing more can arrive, so held records
     are dead-lettered too: nothing is lost silently.
     """
     out = Scored()
@@ -64,8 +86,10 @@ def score_due(
     for data_type, group in by_type.items():
         timeline = timelines.get(data_type, ())
         assignment = assign(group, timeline, hold=hold)
-        for model, batch in assignment.runs:
-            _score_batch(model, batch, out)
+        for model, run in assignment.runs:
+            step = batch_size or len(run)
+            for start in range(0, len(run), step):
+                _score_batch(model, run[start : start + step], out)
         unserved = assignment.unserved
         if hold and not timeline and not end_of_input:
             overflow = max(0, len(unserved) - max_held)

@@ -18,8 +18,13 @@ class ServingOptions(BaseModel, frozen=True):
         max_held_records: bound of the hold buffer per key; overflow is dead-lettered.
         stats_every_records: emit stats after this many records per model (0: never).
         stats_every_seconds: emit stats when this long has passed since the last emission.
-        flush_granularity_ms: records are scored in event-time slots of this width;
-            a wider slot means bigger batches and more latency.
+        batch_wait_ms: T, the micro-batch wait: records are scored in event-time
+            slots of this width, so a record waits at most T ms after the
+            watermark could release it; a wider slot means bigger batches
+            and more latency.
+        batch_size: B, the most records one ``score_batch`` call takes; a flush
+            that releases more is scored in batches of B (bounds memory and
+            the time one call holds the operator).
         idle_flush_ms: when the data stream goes quiet its watermark stops, and
             buffered records would wait; after this long they are scored with
             the models known by then. 0 turns it off: results then depend only
@@ -31,7 +36,8 @@ class ServingOptions(BaseModel, frozen=True):
     max_held_records: int = Field(10_000, ge=0)
     stats_every_records: int = Field(1_000, ge=0)
     stats_every_seconds: float = Field(10.0, ge=0)
-    flush_granularity_ms: int = Field(10, ge=1)
+    batch_wait_ms: int = Field(10, ge=1)
+    batch_size: int = Field(1_000, ge=1)
     idle_flush_ms: int = Field(0, ge=0)
     model_roots: tuple[Path, ...] = ()
 
@@ -54,6 +60,13 @@ class JobSettings(BaseModel, frozen=True):
         bundle_time_ms: the longest a record waits in a bundle before it crosses to
             or from the Python worker (PyFlink's default is 1,000 ms, which is all latency).
         bundle_size: records per bundle at most.
+        watermark_interval_ms: how often sources emit watermarks (Flink's default is
+            200 ms); a record can be scored only after a watermark passes it.
+        python_workers: where a local MiniCluster runs the Python functions:
+            ``loopback`` (PyFlink's default: threads of the submitting process,
+            all sharing one interpreter lock) or ``process`` (a worker process
+            per Python operator, as on a real cluster). A real cluster always
+            uses processes.
         restart_attempts: restarts (exponential back-off, 1 s to 10 s) before the job fails (0: fail at once).
     """
 
@@ -70,6 +83,8 @@ class JobSettings(BaseModel, frozen=True):
     restart_attempts: int = Field(0, ge=0)
     bundle_time_ms: int = Field(100, ge=1)
     bundle_size: int = Field(1_000, ge=1)
+    watermark_interval_ms: int = Field(200, ge=1)
+    python_workers: Literal["loopback", "process"] = "loopback"
     options: ServingOptions = ServingOptions()
 
     @field_validator("max_parallelism")

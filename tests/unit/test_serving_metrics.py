@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
+import pytest
 from pyflink.datastream import TimeDomain
 
-from flink_jobs.ingest import DecodeRecords
 from flink_jobs.keyed import ModelServingKeyed
 from flink_jobs.partitioned import ModelServingPartitioned
 from flink_jobs.serving_function import METRIC_GROUP, ServingMetrics, report_stats, score_buffer
@@ -14,9 +15,10 @@ from flink_jobs.tags import DEAD_LETTERS, STATS
 from serving.codecs import encode_record
 from serving.factories import descriptor_from_path
 from serving.model import ModelType
+from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
 from serving.registry import ModelCache
-from serving.scoring import StatsTracker
+from serving.scoring import StatsTracker, decode_buffer
 from serving.settings import ServingOptions
 from tests.conftest import PMML_LINEAR
 
@@ -88,8 +90,14 @@ class FakeListState:
     def get(self) -> list[bytes]:
         return list(self.items)
 
+    def add(self, item: bytes) -> None:
+        self.items.append(item)
+
     def update(self, items: list[bytes]) -> None:
         self.items = list(items)
+
+    def clear(self) -> None:
+        self.items = []
 
 
 class FakeTimers:
@@ -134,14 +142,38 @@ def test_both_serving_functions_register_their_metrics_in_open():
         assert set(context.metrics.registry) == EXPECTED
 
 
-def test_decoding_counts_dead_letters(wine_data):
+class _RecordContext:
+    """The parts of a PyFlink context a serving function uses when a record arrives."""
+
+    def __init__(self) -> None:
+        self.event_timers: list[int] = []
+
+    def get_current_key(self) -> str:
+        return "wine"
+
+    def timer_service(self):
+        return self
+
+    def register_event_time_timer(self, t: int) -> None:
+        self.event_timers.append(t)
+
+
+@pytest.mark.parametrize("function", [ModelServingKeyed, ModelServingPartitioned])
+def test_records_are_validated_on_arrival_and_bad_ones_counted_as_dead_letters(wine_data, function):
+    serving = function(ServingOptions())
     context = FakeRuntimeContext()
-    decode = DecodeRecords()
-    decode.open(context)
-    outputs = list(decode.process_element(b"\xff not a record", None))
-    outputs += list(decode.process_element(encode_record("1", wine_data.features[0], ts=5), None))
-    assert outputs[0][0] == DEAD_LETTERS
+    serving.open(context)
+    arrive = serving.process_element1 if function is ModelServingKeyed else serving.process_element
+    ctx = _RecordContext()
+    garbage = b"\xff not a record"
+    outputs = list(arrive(SimpleNamespace(payload=garbage), ctx))
+    assert [tag for tag, _ in outputs] == [DEAD_LETTERS]
+    assert DeadLetter.FromString(outputs[0][1]).payload == garbage
     assert context.metrics.registry[f"{METRIC_GROUP}.dead_letters"].count == 1
+    good = encode_record("1", wine_data.features[0], ts=5)
+    assert list(arrive(SimpleNamespace(payload=good), ctx)) == []
+    assert [r.id for r in decode_buffer(serving.buffer.get())] == ["1"]
+    assert ctx.event_timers  # asked to be flushed
 
 
 def test_score_buffer_counts_records_dead_letters_and_scoring_time(wine_data):
