@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -37,6 +38,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Kafka to use (default: MODELSERVING_KAFKA_BOOTSTRAP_SERVERS, else the local broker, started if "
         "needed and stopped again afterwards)",
     )
+    bench.add_argument(
+        "--job-args",
+        default="",
+        metavar="FLAGS",
+        help="more flink_jobs.main flags for every Flink configuration, e.g. '--batch-size 500 --batch-wait-ms 20'",
+    )
+    bench.add_argument(
+        "--sweep",
+        default=None,
+        metavar="B:T[,B:T]",
+        help="run the Flink configurations once per batch size B and batch wait T (ms), e.g. 100:5,1000:10,5000:50",
+    )
+    bench.add_argument(
+        "--swap",
+        action="store_true",
+        help="publish a new model version halfway through the paced records; measure its effect and any pause",
+    )
     bench.add_argument("--write-markdown", action="store_true", help="write the results section into --out")
     bench.add_argument(
         "--out", type=Path, default=Path("BENCHMARKS.md"), metavar="FILE", help="Markdown file (BENCHMARKS.md)"
@@ -54,6 +72,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         machine_info,
         markdown_section,
         parse_only,
+        parse_sweep,
         run_bench,
         write_markdown,
     )
@@ -68,8 +87,16 @@ def run_bench_command(args: argparse.Namespace) -> int:
         latency_rate=args.latency_rate,
         parallelism=args.parallelism,
         timeout_s=args.timeout,
+        job_args=tuple(shlex.split(args.job_args)),
+        swap=args.swap,
     )
     plan.validate()
+    plans = [plan]
+    if args.sweep:
+        plans = [
+            dataclasses.replace(plan, job_args=(*plan.job_args, "--batch-size", str(b), "--batch-wait-ms", str(t)))
+            for b, t in parse_sweep(args.sweep)
+        ]
     if args.write_markdown and args.out.is_dir():
         raise ConfigError(f"--out {args.out} is a directory")
     console = Console(stderr=True)
@@ -91,7 +118,11 @@ def run_bench_command(args: argparse.Namespace) -> int:
             f"Kafka {settings.bootstrap_servers}"
         )
         with _progress(console) as progress:
-            results = run_bench(settings, configs, plan, progress)
+            results = []
+            for each in plans:
+                # The plain loops have no B and T: they run once, with the first plan.
+                chosen = configs if each is plans[0] else [c for c in configs if c.runner == "flink"]
+                results += run_bench(settings, chosen, each, progress)
     finally:
         if broker is not None:
             broker.stop()

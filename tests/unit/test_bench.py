@@ -20,11 +20,11 @@ from serving.bench import (
     parse_only,
     percentile,
     replace_section,
-    score_message,
+    score_messages,
     throughput,
 )
 from serving.codecs import encode_record
-from serving.errors import ConfigError, EmptyInputError, RecordDecodeError
+from serving.errors import ConfigError, EmptyInputError
 from serving.model import Model, ModelDescriptor, ModelType, RawPrediction, classify
 
 # --- percentile (nearest rank)
@@ -167,6 +167,10 @@ def test_markdown_table_has_a_row_per_result_and_marks_failures():
         "800",
         "1,500",
         "9.2",
+        "-",
+        "-",
+        "-",
+        "-",
         "ok",
     ]
     failed = [c.strip() for c in lines[3].strip("|").split("|")]
@@ -213,22 +217,22 @@ class _FakeClassifier(Model):
         return classify(np.column_stack([1 - high, high]), ("0", "1"))
 
 
-def test_score_message_scores_one_record_alone_and_names_the_model():
+def test_score_messages_scores_a_batch_in_one_call_and_skips_what_does_not_decode():
     model = _FakeClassifier()
-    row = list(wine.PROBE_ROW)
-    row[wine.RECORD_FIELDS.index("alcohol")] = 12.5
-    result = score_message(model, encode_record("r-9", row, ts=1_700_000_000_123))
-    assert model.batches == [1]
-    assert (result.model_name, result.model_version) == ("fake", "v7")
-    assert (result.record_id, result.record_ts, result.data_type) == ("r-9", 1_700_000_000_123, "wine")
-    assert result.score == 1.0
-    assert list(result.probabilities) == [0.0, 1.0]
-    assert list(result.labels) == ["0", "1"]
-
-    low = score_message(model, encode_record("r-10", wine.PROBE_ROW, ts=1))  # alcohol 9.4
-    assert low.score == 0.0
+    high = list(wine.PROBE_ROW)
+    high[wine.RECORD_FIELDS.index("alcohol")] = 12.5
+    payloads = [encode_record("r-1", high, ts=5), b"\xff not a record", encode_record("r-2", wine.PROBE_ROW, ts=6)]
+    results = score_messages(model, payloads)
+    assert model.batches == [2]
+    assert [(r.record_id, r.record_ts, r.score) for r in results] == [("r-1", 5, 1.0), ("r-2", 6, 0.0)]
+    assert {(r.model_name, r.model_version) for r in results} == {("fake", "v7")}
+    assert score_messages(model, [b"\xff"]) == [] and model.batches == [2]
 
 
-def test_score_message_refuses_bytes_that_are_not_a_record():
-    with pytest.raises(RecordDecodeError):
-        score_message(_FakeClassifier(), b"")
+def test_sweep_pairs_parse_and_bad_ones_are_one_line_errors():
+    from serving.bench import parse_sweep
+
+    assert parse_sweep("100:5, 1000:10") == [(100, 5), (1000, 10)]
+    for bad in ["", "100", "100:x", "0:10", "10:0", "1:2:3"]:
+        with pytest.raises(ConfigError, match="--sweep"):
+            parse_sweep(bad)
