@@ -136,7 +136,8 @@ class LocalBroker:
             shutil.rmtree(data_dir, ignore_errors=True)
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)],
+                # "--cluster-id=ID": a base64 id may start with "-", which a separate argument would make a flag.
+                [*base, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(properties)],
                 capture_output=True,
                 text=True,
             )

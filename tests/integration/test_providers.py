@@ -349,3 +349,18 @@ def test_cli_kafka_start_status_stop(tmp_path, capsys):
     assert main(["kafka", "status", "--state-dir", str(state)]) == 3
     assert main(["kafka", "reset", "--state-dir", str(state)]) == 0
     assert not (state / "data").exists()
+
+
+def test_a_cluster_id_that_starts_with_a_dash_still_formats(tmp_path, monkeypatch):
+    import uuid
+
+    import serving.kafka.broker as broker_module
+
+    # 0xF8 makes the base64url id start with "-", which StorageTool took for a flag.
+    dashed = uuid.UUID(bytes=b"\xf8" + b"\x01" * 15)
+    monkeypatch.setattr(broker_module.uuid, "uuid4", lambda: dashed)
+    local = LocalBroker(tmp_path / "kafka")
+    try:
+        assert local.start(port=0).running
+    finally:
+        local.stop()
