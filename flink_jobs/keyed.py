@@ -2,25 +2,29 @@
 
 Topology::
 
-    data ──decode──► event time ──key_by(data_type)──┐
-                                                      ├─► ModelServingKeyed ─► results
-    models ─decode─► event time ──key_by(data_type)──┘        │  side: stats, dead letters, model events
+    data ──route (JVM)──► event time (JVM) ──key_by(data_type)──┐
+                                                                ├─► ModelServingKeyed ─► results
+    models ─decode─► event time ──key_by(data_type)─────────────┘      side: stats, dead letters, events
 
-State per data type (all bytes, never pickled objects):
+State per data type (bytes and one count, never pickled objects):
 
 * ``current-model``: ``Model.to_bytes()`` of the serving model (descriptor + artifact);
 * ``pending-models``: accepted models whose ``created_at`` the watermark has not passed;
-* ``record-buffer``: WineRecord bytes waiting for the watermark (or for a first model);
+* ``record-buffer``: records waiting for the watermark (or for a first model), as
+  ``serving.scoring.buffer_entry`` (ts + WineRecord bytes), in arrival order;
+* ``buffer-scored``: how many leading entries of ``record-buffer`` are scored already;
 * ``model-stats``: ModelStatsList bytes: the stats of the serving model.
 """
 
 from __future__ import annotations
 
+from pyflink.common import Types
 from pyflink.datastream.functions import KeyedCoProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.serving_function import (
     FlushTimers,
+    RecordBuffer,
     ServingMetrics,
     buffer_record,
     flush_bounds,
@@ -41,6 +45,7 @@ log = get_logger("keyed")
 CURRENT_MODEL = ValueStateDescriptor("current-model", BYTES)
 PENDING_MODELS = ListStateDescriptor("pending-models", BYTES)
 RECORD_BUFFER = ListStateDescriptor("record-buffer", BYTES)
+BUFFER_SCORED = ValueStateDescriptor("buffer-scored", Types.LONG())
 MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
 
 
@@ -65,7 +70,9 @@ class ModelServingKeyed(KeyedCoProcessFunction):
         """Bind state, build the model cache and register the metrics."""
         self.current = runtime_context.get_state(CURRENT_MODEL)
         self.pending = runtime_context.get_list_state(PENDING_MODELS)
-        self.buffer = runtime_context.get_list_state(RECORD_BUFFER)
+        self.buffer = RecordBuffer(
+            runtime_context.get_list_state(RECORD_BUFFER), runtime_context.get_state(BUFFER_SCORED)
+        )
         self.stats = runtime_context.get_state(MODEL_STATS)
         self.cache = ModelCache(self.options.model_roots)
         self.metrics = ServingMetrics(runtime_context.get_metrics_group())

@@ -2,9 +2,9 @@
 
 Topology::
 
-    data ──decode──► event time ──key_by(bucket of record id)──┐
-                                                               ├─► ModelServingPartitioned ─► results
-    models ─decode─► event time ──broadcast(models state)──────┘      side: stats, dead letters, events
+    data ──route (JVM)──► event time (JVM) ──key_by(bucket of record id)──┐
+                                                                          ├─► ModelServingPartitioned ─► results
+    models ─decode─► event time ──broadcast(models state)─────────────────┘      side: stats, dead letters, events
 
 Records are keyed by a hash bucket of their id only to spread them evenly and
 to give each instance checkpointed buffers and event-time timers; any
@@ -28,6 +28,7 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, Va
 
 from flink_jobs.serving_function import (
     FlushTimers,
+    RecordBuffer,
     ServingMetrics,
     buffer_record,
     flush_bounds,
@@ -47,6 +48,7 @@ log = get_logger("partitioned")
 #: Broadcast state: "data_type\x1fcreated_at\x1fname\x1fversion" -> Model.to_bytes()
 MODELS = MapStateDescriptor("models", Types.STRING(), BYTES)
 RECORD_BUFFER = ListStateDescriptor("record-buffer", BYTES)
+BUFFER_SCORED = ValueStateDescriptor("buffer-scored", Types.LONG())
 MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
 
 #: Versions kept per data type: enough for records that arrive late to find their model.
@@ -71,7 +73,9 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Bind state, build the model cache and register the metrics."""
-        self.buffer = runtime_context.get_list_state(RECORD_BUFFER)
+        self.buffer = RecordBuffer(
+            runtime_context.get_list_state(RECORD_BUFFER), runtime_context.get_state(BUFFER_SCORED)
+        )
         self.stats = runtime_context.get_state(MODEL_STATS)
         self.cache = ModelCache(self.options.model_roots)
         self.reports = runtime_context.get_index_of_this_subtask() == 0

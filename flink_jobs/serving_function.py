@@ -160,7 +160,75 @@ class FlushTimers:
             pending.difference_update([t for t in pending if t <= timestamp])
 
 
-def buffer_record(value, ctx, buffer_state, timers: FlushTimers, metrics: ServingMetrics) -> Iterator:
+class RecordBuffer:
+    """The records of one key waiting for the watermark: a ``ListState`` of entries and a scored count.
+
+    Entries (:func:`serving.scoring.buffer_entry`) stay in arrival order; the
+    ``ValueState`` counts the leading entries already scored. Records arrive
+    roughly in ``ts`` order, so the due ones are mostly a prefix and a flush
+    only moves the count: the records that wait are not rewritten, which
+    would cost each record one rewrite per flush while it waits. The list is
+    rewritten only when due records sit behind waiting ones (out-of-order
+    arrivals, held records) and, to drop the scored prefix, once that prefix
+    is over half the list (amortized once per record). Both states change in
+    the same timer call, so every checkpoint sees them consistent.
+    """
+
+    #: Scored entries kept before a compaction is worth its rewrite.
+    COMPACT_AFTER = 1024
+
+    def __init__(self, entries_state, scored_state) -> None:
+        self.entries_state, self.scored_state = entries_state, scored_state
+        self._taken: tuple[list[bytes], int, int, int, list[bytes]] | None = None
+
+    def add(self, ts: int, payload: bytes) -> None:
+        """Append a validated record."""
+        self.entries_state.add(buffer_entry(ts, payload))
+
+    def take_due(self, up_to: int) -> list[bytes]:
+        """The unscored entries with ``ts <= up_to``, in arrival order; :meth:`settle` must follow."""
+        entries = list(self.entries_state.get() or [])
+        scored = self.scored_state.value() or 0
+        if scored > len(entries):  # never written together otherwise; be safe
+            scored = 0
+        due: list[bytes] = []
+        later: list[bytes] = []
+        prefix = 0
+        for entry in entries[scored:]:
+            if entry_ts(entry) <= up_to:
+                due.append(entry)
+                prefix += not later
+            else:
+                later.append(entry)
+        self._taken = (entries, scored, prefix, len(due), later)
+        return due
+
+    def settle(self, held: Sequence[bytes] = ()) -> None:
+        """Record that the entries :meth:`take_due` gave are done, except ``held`` (kept as entries)."""
+        if self._taken is None:
+            return
+        entries, scored, prefix, due, later = self._taken
+        self._taken = None
+        if not held and prefix == due:
+            done = scored + prefix
+            if done == len(entries):
+                self.entries_state.clear()
+                self.scored_state.clear()
+            elif done >= self.COMPACT_AFTER and 2 * done > len(entries):
+                self.entries_state.update(entries[done:])
+                self.scored_state.clear()
+            elif done != scored:
+                self.scored_state.update(done)
+            return
+        kept = [*held, *later]
+        if kept:
+            self.entries_state.update(kept)
+        else:
+            self.entries_state.clear()
+        self.scored_state.clear()
+
+
+def buffer_record(value, ctx, buffer: RecordBuffer, timers: FlushTimers, metrics: ServingMetrics) -> Iterator:
     """Take in one routed record (``RECORD_ROW``): buffer it and ask for its flush, or dead-letter it.
 
     This is where a data record is decoded and validated (the JVM only routed
@@ -172,12 +240,12 @@ def buffer_record(value, ctx, buffer_state, timers: FlushTimers, metrics: Servin
         metrics.dead_lettered()
         yield DEAD_LETTERS, decoded.SerializeToString()
         return
-    buffer_state.add(buffer_entry(decoded.ts, payload))
+    buffer.add(decoded.ts, payload)
     timers.request(ctx, decoded.ts)
 
 
 def score_buffer(
-    buffer_state,
+    buffer: RecordBuffer,
     records_up_to: int,
     timelines: Mapping[str, Sequence[tuple[int, Model]]],
     tracker: StatsTracker,
@@ -185,15 +253,11 @@ def score_buffer(
     end_of_input: bool,
     metrics: ServingMetrics | None = None,
 ) -> Iterator:
-    """Score the due records of ``buffer_state``; yield results and side outputs; keep the rest.
+    """Score the due records of ``buffer``; yield results and side outputs; keep the rest.
 
-    Only due records are decoded; the entries that must wait stay as they are,
-    and when nothing waits the buffer is cleared instead of rewritten.
+    Only due records are decoded; the entries that wait stay as they are.
     """
-    due_entries: list[bytes] = []
-    later: list[bytes] = []
-    for entry in buffer_state.get() or []:
-        (due_entries if entry_ts(entry) <= records_up_to else later).append(entry)
+    due_entries = buffer.take_due(records_up_to)
     if not due_entries:
         return
     due: list[WineRecord] = decode_buffer(due_entries)
@@ -216,11 +280,7 @@ def score_buffer(
             yield STATS, message.SerializeToString()
     if metrics is not None:
         metrics.dead_lettered(len(scored.dead_letters))
-    kept = [buffer_entry(r.ts, r.SerializeToString()) for r in scored.held] + later
-    if kept:
-        buffer_state.update(kept)
-    else:
-        buffer_state.clear()
+    buffer.settle([buffer_entry(r.ts, r.SerializeToString()) for r in scored.held])
 
 
 def report_stats(ctx, tracker: StatsTracker, options: ServingOptions, end_of_input: bool) -> Iterator:

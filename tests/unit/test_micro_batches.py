@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flink_jobs.serving_function import FlushTimers, slot
+from flink_jobs.serving_function import FlushTimers, RecordBuffer, slot
 from flink_jobs.tags import END_OF_INPUT
 from serving.codecs import decode_record, encode_record
 from serving.model import BatchScores
@@ -110,3 +110,83 @@ def test_idle_flush_timer_is_asked_for_once_per_100_ms_slot(monkeypatch):
         timers.request(ctx, ts)
     # 1_000 -> 1_200; 1_010 and 1_050 share the slot 1_300; 1_150 -> 1_400
     assert ctx.timers.processing == [slot(1_200, 100), slot(1_210, 100), slot(1_350, 100)]
+
+
+class CountingListState:
+    """A ListState that counts whole rewrites (``update``), the cost RecordBuffer avoids."""
+
+    def __init__(self) -> None:
+        self.items: list[bytes] = []
+        self.rewrites = 0
+
+    def get(self) -> list[bytes]:
+        return list(self.items)
+
+    def add(self, item: bytes) -> None:
+        self.items.append(item)
+
+    def update(self, items: list[bytes]) -> None:
+        self.items = list(items)
+        self.rewrites += 1
+
+    def clear(self) -> None:
+        self.items = []
+
+
+class Value:
+    def __init__(self) -> None:
+        self.current = None
+
+    def value(self):
+        return self.current
+
+    def update(self, value) -> None:
+        self.current = value
+
+    def clear(self) -> None:
+        self.current = None
+
+
+def _buffer(ts_values) -> tuple[RecordBuffer, CountingListState]:
+    entries = CountingListState()
+    buffer = RecordBuffer(entries, Value())
+    for ts in ts_values:
+        buffer.add(ts, encode_record(f"r{ts}", [0.0] * 11, ts=ts))
+    return buffer, entries
+
+
+def test_in_order_flushes_move_a_count_and_rewrite_nothing():
+    buffer, entries = _buffer(range(100))
+    for up_to in range(9, 100, 10):
+        due = buffer.take_due(up_to)
+        assert [entry_ts(e) for e in due] == list(range(up_to - 9, up_to + 1))
+        buffer.settle()
+    assert entries.rewrites == 0
+    assert entries.items == [] and buffer.scored_state.value() is None  # drained: cleared
+
+
+def test_a_due_record_behind_a_waiting_one_is_scored_and_the_rest_kept():
+    buffer, entries = _buffer([1, 2, 50, 3, 60])
+    assert [entry_ts(e) for e in buffer.take_due(10)] == [1, 2, 3]
+    buffer.settle()
+    assert [entry_ts(e) for e in entries.items] == [50, 60] and entries.rewrites == 1
+    assert [entry_ts(e) for e in buffer.take_due(55)] == [50]
+
+
+def test_held_records_stay_in_the_buffer():
+    buffer, _ = _buffer([1, 2, 3])
+    due = buffer.take_due(10)
+    buffer.settle(held=due[:1])
+    assert [entry_ts(e) for e in buffer.take_due(10)] == [1]
+
+
+def test_a_long_scored_prefix_is_compacted_once_it_is_over_half_the_list():
+    size = RecordBuffer.COMPACT_AFTER + 100
+    buffer, entries = _buffer(range(size))
+    buffer.take_due(RecordBuffer.COMPACT_AFTER - 2)  # under the threshold: only the count moves
+    buffer.settle()
+    assert entries.rewrites == 0 and buffer.scored_state.value() == RecordBuffer.COMPACT_AFTER - 1
+    buffer.take_due(RecordBuffer.COMPACT_AFTER + 10)
+    buffer.settle()
+    assert entries.rewrites == 1 and buffer.scored_state.value() is None
+    assert [entry_ts(e) for e in entries.items] == list(range(RecordBuffer.COMPACT_AFTER + 11, size))

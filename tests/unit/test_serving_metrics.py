@@ -10,7 +10,7 @@ from pyflink.datastream import TimeDomain
 
 from flink_jobs.keyed import ModelServingKeyed
 from flink_jobs.partitioned import ModelServingPartitioned
-from flink_jobs.serving_function import METRIC_GROUP, ServingMetrics, report_stats, score_buffer
+from flink_jobs.serving_function import METRIC_GROUP, RecordBuffer, ServingMetrics, report_stats, score_buffer
 from flink_jobs.tags import DEAD_LETTERS, STATS
 from serving.codecs import encode_record
 from serving.factories import descriptor_from_path
@@ -81,6 +81,9 @@ class FakeValueState:
 
     def update(self, value) -> None:
         self._value = value
+
+    def clear(self) -> None:
+        self._value = None
 
 
 class FakeListState:
@@ -172,7 +175,7 @@ def test_records_are_validated_on_arrival_and_bad_ones_counted_as_dead_letters(w
     assert context.metrics.registry[f"{METRIC_GROUP}.dead_letters"].count == 1
     good = encode_record("1", wine_data.features[0], ts=5)
     assert list(arrive(SimpleNamespace(payload=good), ctx)) == []
-    assert [r.id for r in decode_buffer(serving.buffer.get())] == ["1"]
+    assert [r.id for r in decode_buffer(serving.buffer.entries_state.get())] == ["1"]
     assert ctx.event_timers  # asked to be flushed
 
 
@@ -185,7 +188,11 @@ def test_score_buffer_counts_records_dead_letters_and_scoring_time(wine_data):
     buffer = FakeListState(records)
     tracker = StatsTracker("key:wine", 1000, 10.0, None)
     options = ServingOptions(early_records="drop")
-    out = list(score_buffer(buffer, 100, {"wine": [(1, model)]}, tracker, options, False, metrics))
+    out = list(
+        score_buffer(
+            RecordBuffer(buffer, FakeValueState()), 100, {"wine": [(1, model)]}, tracker, options, False, metrics
+        )
+    )
     results = [o for o in out if not isinstance(o, tuple)]
     assert len(results) == 25
     assert metrics.records_scored.count == 25
