@@ -98,12 +98,14 @@ class PmmlModel(Model):
         return classify(probabilities, self._labels)
 
     def close(self) -> None:
-        """Release the JVM-side model."""
-        if self._pmml is not None:
-            try:
-                self._pmml.close()
-            finally:
-                self._pmml = None
+        """Release the JVM-side model.
+
+        Never ``pypmml.Model.close()``: it is a classmethod that shuts down the
+        process's one JVM gateway under every other PMML model, and the JVM
+        itself stays behind (one leaked JVM per close). Dropping the reference
+        lets pypmml detach the Java object.
+        """
+        self._pmml = None
 
 
 def _label_key(label: str) -> tuple[int, float, str]:
