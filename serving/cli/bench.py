@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench",
         help="end-to-end throughput and latency, Kafka -> job -> Kafka, per configuration",
         description="Benchmark each configuration on fresh topics: pre-load N records and measure throughput "
-        "by broker append time (start-up excluded), then send M paced records into the running job and "
+        "by broker append time over the middle 80 percent of them (start-up and warm-up excluded), "
+        "then send M paced records into the running job and "
         "measure latency (result append time - record ts). Configurations: " + ", ".join(CONFIGS) + ". "
         "A benchmark, not a test: it takes minutes and wants an otherwise idle machine.",
     )

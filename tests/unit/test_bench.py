@@ -81,6 +81,17 @@ def test_throughput_of_bursts_uses_first_and_last_stamp():
     assert throughput(stamps) == pytest.approx(500.0)
 
 
+def test_steady_throughput_leaves_out_a_slow_start_and_end():
+    from serving.bench import steady_throughput
+
+    warm_up = [0] * 10  # ten results at 0 ms, then 80 at one per ms from 1,000 ms, then 10 at 5,000 ms
+    steady = list(range(1_000, 1_080))
+    tail = [5_000] * 10
+    assert steady_throughput(warm_up + steady + tail) == pytest.approx(1_000.0)
+    assert throughput(warm_up + steady + tail) == pytest.approx(99 / 5)
+    assert steady_throughput([1, 2]) == pytest.approx(1_000.0)  # too few to trim
+
+
 def test_throughput_is_none_without_a_measurable_span():
     assert throughput([]) is None
     assert throughput([7]) is None
