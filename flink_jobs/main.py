@@ -43,6 +43,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out-of-orderness-ms", type=int, default=200, help="how late a record may be in event time")
     p.add_argument("--watermark-interval-ms", type=int, default=200, help="how often sources emit watermarks")
     p.add_argument(
+        "--model-idle-ms", type=int, default=1000, help="quiet time before the model stream stops holding watermarks"
+    )
+    p.add_argument(
         "--python-workers",
         choices=["loopback", "process"],
         default="loopback",
@@ -75,6 +78,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[JobSettings, KafkaSett
         bundle_size=args.bundle_size,
         out_of_orderness_ms=args.out_of_orderness_ms,
         watermark_interval_ms=args.watermark_interval_ms,
+        model_idle_ms=args.model_idle_ms,
         python_workers=args.python_workers,
         options=ServingOptions(
             batch_size=args.batch_size,
