@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from serving import wine
+from serving.cli import main
 from serving.errors import ConfigError, ModelLoadError
 from serving.factories import descriptor_from_path, load_model, resolve_artifact
 from serving.factories.pmml import ENGINE_ENV, PmmlModel
@@ -458,3 +459,12 @@ def test_random_documents_match_pypmml():
             pretty = re.sub("><", ">\n<", text)
             raise AssertionError(f"seed {seed} differs from pypmml:\n{exc}\n{pretty}") from None
     assert compiled >= 20
+
+
+# --------------------------------------------------------------------------- bench-models
+
+
+def test_bench_models_reports_both_pmml_engines(capsys):
+    assert main(["bench-models", "--model", f"{PMML_LINEAR}:pmml", "--single", "3", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy" in out and "pypmml" in out and "vs pypmml" in out
