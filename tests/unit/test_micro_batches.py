@@ -11,6 +11,7 @@ from serving.codecs import decode_record, encode_record
 from serving.model import BatchScores
 from serving.scoring import buffer_entry, decode_buffer, entry_ts, score_due
 from serving.settings import ServingOptions
+from tests.unit.test_serving_metrics import FakeListState, FakeValueState
 
 
 def test_buffer_entries_carry_ts_and_decode_back_to_the_record(wine_data):
@@ -112,44 +113,21 @@ def test_idle_flush_timer_is_asked_for_once_per_100_ms_slot(monkeypatch):
     assert ctx.timers.processing == [slot(1_200, 100), slot(1_210, 100), slot(1_350, 100)]
 
 
-class CountingListState:
+class CountingListState(FakeListState):
     """A ListState that counts whole rewrites (``update``), the cost RecordBuffer avoids."""
 
     def __init__(self) -> None:
-        self.items: list[bytes] = []
+        super().__init__([])
         self.rewrites = 0
 
-    def get(self) -> list[bytes]:
-        return list(self.items)
-
-    def add(self, item: bytes) -> None:
-        self.items.append(item)
-
     def update(self, items: list[bytes]) -> None:
-        self.items = list(items)
+        super().update(items)
         self.rewrites += 1
-
-    def clear(self) -> None:
-        self.items = []
-
-
-class Value:
-    def __init__(self) -> None:
-        self.current = None
-
-    def value(self):
-        return self.current
-
-    def update(self, value) -> None:
-        self.current = value
-
-    def clear(self) -> None:
-        self.current = None
 
 
 def _buffer(ts_values) -> tuple[RecordBuffer, CountingListState]:
     entries = CountingListState()
-    buffer = RecordBuffer(entries, Value())
+    buffer = RecordBuffer(entries, FakeValueState())
     for ts in ts_values:
         buffer.add(ts, encode_record(f"r{ts}", [0.0] * 11, ts=ts))
     return buffer, entries
