@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 
 from pyflink.common import Configuration
@@ -92,6 +92,19 @@ def job_configuration(
     return conf
 
 
+def select_python_workers(mode: str, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Tell PyFlink (which reads it when a job starts) where Python functions run on a MiniCluster.
+
+    ``process``: a worker process per Python operator. ``loopback``: PyFlink's
+    own default, left unset: threads of this process on a MiniCluster and
+    processes on a cluster, where an explicit ``loopback`` fails the job.
+    """
+    if mode == "process":
+        environ[PYTHON_WORKERS_ENV] = "process"
+    else:
+        environ.pop(PYTHON_WORKERS_ENV, None)
+
+
 def create_environment(
     settings: JobSettings, jars: Iterable[Path] | None = None, extra: Mapping[str, str] | None = None
 ) -> StreamExecutionEnvironment:
@@ -101,8 +114,7 @@ def create_environment(
     ``()`` under ``flink run``, where the jars come from the command line.
     """
     jars = [serving_jar()] if jars is None else jars
-    # PyFlink reads this when the job starts: "process" gives each Python operator a worker process.
-    os.environ[PYTHON_WORKERS_ENV] = settings.python_workers
+    select_python_workers(settings.python_workers)
     env = StreamExecutionEnvironment.get_execution_environment(job_configuration(settings, jars, extra))
     env.set_parallelism(settings.parallelism)
     env.set_max_parallelism(settings.max_parallelism)
