@@ -14,16 +14,15 @@ from dataclasses import dataclass
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.datastream.functions import ProcessFunction
+from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
 from flink_jobs.ingest import decoded_models, keyed_by_first_field, routed_records
 from flink_jobs.io import JobIO
 from flink_jobs.keyed import ModelServingKeyed
 from flink_jobs.partitioned import MODELS, ModelServingPartitioned
+from flink_jobs.serving_function import ServingMetrics, validated
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, RECORD_ROW, STATS
-from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.serving_result_pb2 import ServingResult
-from serving.scoring import decode_data
 from serving.settings import JobSettings
 
 #: Job names as Flink shows them.
@@ -67,17 +66,18 @@ class Passthrough(ProcessFunction):
     (never written) so the job has the same four outputs as the serving jobs.
     """
 
+    def open(self, runtime_context: RuntimeContext) -> None:
+        """Register the metrics (dead letters are counted as in the serving jobs)."""
+        self.metrics = ServingMetrics(runtime_context.get_metrics_group())
+
     def process_element(self, value, ctx):
         """Emit the result for one routed record (``KEYED_RECORD_ROW``), or its dead letter."""
-        payload = bytes(value[1].payload)
-        decoded = decode_data(payload)
-        if isinstance(decoded, DeadLetter):
-            yield DEAD_LETTERS, decoded.SerializeToString()
-            return
-        result = ServingResult(
-            model_name=PASSTHROUGH_MODEL, data_type=decoded.data_type, record_id=decoded.id, record_ts=decoded.ts
-        )
-        yield result.SerializeToString()
+        record = yield from validated(value[1], self.metrics)
+        if record is not None:
+            result = ServingResult(
+                model_name=PASSTHROUGH_MODEL, data_type=record.data_type, record_id=record.id, record_ts=record.ts
+            )
+            yield result.SerializeToString()
 
 
 def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: JobIO) -> ServingStreams:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 
 from pyflink.datastream import TimeDomain
 
@@ -228,20 +228,27 @@ class RecordBuffer:
         self.scored_state.clear()
 
 
-def buffer_record(value, ctx, buffer: RecordBuffer, timers: FlushTimers, metrics: ServingMetrics) -> Iterator:
-    """Take in one routed record (``RECORD_ROW``): buffer it and ask for its flush, or dead-letter it.
+def validated(value, metrics: ServingMetrics) -> Generator[tuple, None, WineRecord | None]:
+    """Decode and validate one routed record (``RECORD_ROW``): the record, or None after yielding its dead letter.
 
     This is where a data record is decoded and validated (the JVM only routed
-    it); what fails goes to the dead letters with the reason and its bytes.
+    it); what fails goes to the dead letters with the reason and its bytes,
+    and is counted. Use as ``record = yield from validated(value, metrics)``.
     """
-    payload = bytes(value.payload)
-    decoded = decode_data(payload)
+    decoded = decode_data(bytes(value.payload))
     if isinstance(decoded, DeadLetter):
         metrics.dead_lettered()
         yield DEAD_LETTERS, decoded.SerializeToString()
-        return
-    buffer.add(decoded.ts, payload)
-    timers.request(ctx, decoded.ts)
+        return None
+    return decoded
+
+
+def buffer_record(value, ctx, buffer: RecordBuffer, timers: FlushTimers, metrics: ServingMetrics) -> Iterator:
+    """Take in one routed record: buffer it and ask for its flush, or dead-letter it (:func:`validated`)."""
+    record = yield from validated(value, metrics)
+    if record is not None:
+        buffer.add(record.ts, bytes(value.payload))
+        timers.request(ctx, record.ts)
 
 
 def score_buffer(

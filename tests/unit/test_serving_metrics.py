@@ -251,3 +251,21 @@ def test_no_stats_timer_without_processing_time_timers():
     ctx = FakeTimerContext(TimeDomain.EVENT_TIME)
     list(report_stats(ctx, tracker, ServingOptions(idle_flush_ms=0), False))
     assert ctx.timers.processing == []  # bounded jobs stay deterministic: stats leave at the end of input
+
+
+def test_the_passthrough_validates_like_the_serving_jobs_and_counts_dead_letters(wine_data):
+    from flink_jobs.jobs import PASSTHROUGH_MODEL, Passthrough
+    from serving.pb.serving_result_pb2 import ServingResult
+
+    passthrough = Passthrough()
+    context = FakeRuntimeContext()
+    passthrough.open(context)
+    garbage = b"\xff not a record"
+    outputs = list(passthrough.process_element(("", SimpleNamespace(payload=garbage)), None))
+    assert [tag for tag, _ in outputs] == [DEAD_LETTERS]
+    assert DeadLetter.FromString(outputs[0][1]).payload == garbage
+    assert context.metrics.registry[f"{METRIC_GROUP}.dead_letters"].count == 1
+    good = encode_record("7", wine_data.features[0], ts=5)
+    [result] = passthrough.process_element(("wine", SimpleNamespace(payload=good)), None)
+    assert ServingResult.FromString(result).record_id == "7"
+    assert ServingResult.FromString(result).model_name == PASSTHROUGH_MODEL
