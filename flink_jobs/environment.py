@@ -45,7 +45,7 @@ def kafka_jars() -> list[Path]:
 
 
 def job_configuration(
-    settings: JobSettings, jars: Iterable[Path] = (), extra: Mapping[str, str] | None = None
+    settings: JobSettings, jars: Iterable[Path] = (), extra: Mapping[str, str] | None = None, local: bool = True
 ) -> Configuration:
     """The Flink configuration a serving job runs with.
 
@@ -53,6 +53,8 @@ def job_configuration(
       savepoint taken in one mode restores empty state in the other.
     * exactly-once checkpoints every ``checkpoint_interval_ms``.
     * fixed max parallelism, so savepoints restore at any parallelism.
+    * ``local`` (a MiniCluster, not ``flink run``): the REST endpoint on
+      ``rest_bind_address:rest_port``.
     """
     conf = Configuration()
     conf.set_string("python.executable", sys.executable)
@@ -67,6 +69,11 @@ def job_configuration(
     conf.set_string("execution.checkpointing.timeout", f"{settings.checkpoint_timeout_ms}ms")
     conf.set_string("state.backend.type", settings.state_backend)
     conf.set_string("pipeline.max-parallelism", str(settings.max_parallelism))
+    if local:
+        # A MiniCluster's REST endpoint (web UI, job control) listens on loopback unless told otherwise.
+        # Never under `flink run`: there these keys would redirect the client away from the cluster.
+        conf.set_string("rest.bind-address", settings.rest_bind_address)
+        conf.set_string("rest.port", str(settings.rest_port))
     conf.set_string("parallelism.default", str(settings.parallelism))
     if settings.checkpoint_dir:
         conf.set_string("execution.checkpointing.dir", as_uri(settings.checkpoint_dir))
@@ -106,16 +113,19 @@ def select_python_workers(mode: str, environ: MutableMapping[str, str] = os.envi
 
 
 def create_environment(
-    settings: JobSettings, jars: Iterable[Path] | None = None, extra: Mapping[str, str] | None = None
+    settings: JobSettings,
+    jars: Iterable[Path] | None = None,
+    extra: Mapping[str, str] | None = None,
+    local: bool = True,
 ) -> StreamExecutionEnvironment:
-    """A streaming environment (a local MiniCluster unless submitted to a cluster).
+    """A streaming environment: a local MiniCluster, or (``local=False``) the cluster ``flink run`` submits to.
 
     ``jars`` default to the project's Java helpers, which every job uses; pass
     ``()`` under ``flink run``, where the jars come from the command line.
     """
     jars = [serving_jar()] if jars is None else jars
     select_python_workers(settings.python_workers)
-    env = StreamExecutionEnvironment.get_execution_environment(job_configuration(settings, jars, extra))
+    env = StreamExecutionEnvironment.get_execution_environment(job_configuration(settings, jars, extra, local))
     env.set_parallelism(settings.parallelism)
     env.set_max_parallelism(settings.max_parallelism)
     return env

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pyflink.common import Duration, Row, Types, WatermarkStrategy
-from pyflink.common.serialization import ByteArraySchema, Encoder
+from pyflink.common.serialization import ByteArraySchema, DeserializationSchema, Encoder
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.file_system import (
@@ -165,7 +165,7 @@ class KafkaIO:
             .set_group_id(f"{self.settings.group_id}-{self.job}")
             .set_client_id_prefix(f"{self.settings.group_id}-{self.job}-{role}")
             .set_starting_offsets(offsets)
-            .set_value_only_deserializer(ByteArraySchema())
+            .set_value_only_deserializer(_null_as_empty_bytes())
         )
         for key, value in {**self.settings.java_properties(), "isolation.level": "read_committed"}.items():
             builder = builder.set_property(key, value)
@@ -208,6 +208,8 @@ class KafkaIO:
             builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
             .set_transactional_id_prefix(f"{self.settings.transactional_id_prefix}-{self.job}-{output}")
             .set_property("transaction.timeout.ms", str(self.settings.transaction_timeout_ms))
+            # The topics take messages up to the same size (ensure_topics): set together.
+            .set_property("max.request.size", str(self.settings.max_message_bytes))
         )
         for key, value in self.settings.java_properties().items():
             builder = builder.set_property(key, value)
@@ -233,6 +235,17 @@ class _Keyed:
     def __call__(self, payload) -> Row:
         payload = bytes(payload)
         return Row(_KEYS[self.output](payload), payload)
+
+
+def _null_as_empty_bytes() -> DeserializationSchema:
+    """Kafka values as bytes, a null value (tombstone) as b"" (``io.modelserving.flink.NullAsEmptyBytes``).
+
+    Flink's own byte-array schema drops null values without a trace; this way
+    they reach the serving function, which dead-letters them.
+    """
+    from pyflink.java_gateway import get_gateway
+
+    return DeserializationSchema(get_gateway().jvm.io.modelserving.flink.NullAsEmptyBytes())
 
 
 def _set_keyed_serializer(builder, topic: str) -> None:

@@ -16,14 +16,14 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
-from flink_jobs.ingest import decoded_models, keyed_by_first_field, routed_records
+from flink_jobs.ingest import keyed_by_first_field, routed_models, routed_records
 from flink_jobs.io import JobIO
 from flink_jobs.keyed import ModelServingKeyed
 from flink_jobs.partitioned import MODELS, ModelServingPartitioned
 from flink_jobs.serving_function import ServingMetrics, validated
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, RECORD_ROW, STATS
 from serving.pb.serving_result_pb2 import ServingResult
-from serving.settings import JobSettings
+from serving.settings import JobSettings, ServingOptions
 
 #: Job names as Flink shows them.
 JOB_NAMES = {
@@ -66,13 +66,16 @@ class Passthrough(ProcessFunction):
     (never written) so the job has the same four outputs as the serving jobs.
     """
 
+    def __init__(self, options: ServingOptions) -> None:
+        self.options = options
+
     def open(self, runtime_context: RuntimeContext) -> None:
         """Register the metrics (dead letters are counted as in the serving jobs)."""
         self.metrics = ServingMetrics(runtime_context.get_metrics_group())
 
     def process_element(self, value, ctx):
         """Emit the result for one routed record (``KEYED_RECORD_ROW``), or its dead letter."""
-        record = yield from validated(value[1], self.metrics)
+        record = yield from validated(value[1], self.metrics, self.options)
         if record is not None:
             result = ServingResult(
                 model_name=PASSTHROUGH_MODEL, data_type=record.data_type, record_id=record.id, record_ts=record.ts
@@ -83,12 +86,15 @@ class Passthrough(ProcessFunction):
 def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: JobIO) -> ServingStreams:
     """Declare sources, decoding, event time and the serving function for ``settings.job``."""
     buckets = BUCKETS_PER_INSTANCE * settings.parallelism if settings.job == "partitioned" else 0
-    records = routed_records(io.data_source(env), settings.out_of_orderness_ms, buckets)
-    models, model_dead, model_rejected = decoded_models(
-        io.model_source(env), settings.out_of_orderness_ms, settings.model_idle_ms
-    )
+    skew = settings.options.max_future_skew_ms
+    records = routed_records(io.data_source(env), settings.out_of_orderness_ms, buckets, skew)
+    models = routed_models(io.model_source(env), settings.out_of_orderness_ms, settings.model_idle_ms, skew)
     if settings.job == "passthrough":
-        served = records.process(Passthrough(), output_type=BYTES).uid("serve-passthrough").name("Passthrough")
+        served = (
+            records.process(Passthrough(settings.options), output_type=BYTES)
+            .uid("serve-passthrough")
+            .name("Passthrough")
+        )
     elif settings.job == "keyed":
         served = (
             keyed_by_first_field(records, RECORD_ROW)
@@ -108,8 +114,8 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
     return ServingStreams(
         results=served,
         stats=served.get_side_output(STATS),  # the passthrough job never writes it
-        dead_letters=model_dead.union(served.get_side_output(DEAD_LETTERS)),
-        model_events=model_rejected.union(served.get_side_output(MODEL_EVENTS)),
+        dead_letters=served.get_side_output(DEAD_LETTERS),
+        model_events=served.get_side_output(MODEL_EVENTS),
     )
 
 

@@ -13,7 +13,8 @@ State per data type (bytes and one count, never pickled objects):
 * ``record-buffer``: records waiting for the watermark (or for a first model), as
   ``serving.scoring.buffer_entry`` (ts + WineRecord bytes), in arrival order;
 * ``buffer-scored``: how many leading entries of ``record-buffer`` are scored already;
-* ``model-stats``: ModelStatsList bytes: the stats of the serving model.
+* ``model-stats``: ModelStatsList bytes: the stats of the serving model;
+* ``scored-times``: ScoredTimes bytes: recent scored event times, to report late models.
 """
 
 from __future__ import annotations
@@ -22,22 +23,11 @@ from pyflink.common import Types
 from pyflink.datastream.functions import KeyedCoProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.serving_function import (
-    FlushTimers,
-    RecordBuffer,
-    ServingMetrics,
-    buffer_record,
-    flush_bounds,
-    report_stats,
-    save_stats,
-    score_buffer,
-)
+from flink_jobs.serving_function import ServingFunctionBase
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
 from serving.logs import get_logger
 from serving.model import Model
 from serving.pb.model_event_pb2 import ModelEvent
-from serving.registry import ModelCache
-from serving.scoring import StatsTracker
 from serving.settings import ServingOptions
 
 log = get_logger("keyed")
@@ -47,9 +37,10 @@ PENDING_MODELS = ListStateDescriptor("pending-models", BYTES)
 RECORD_BUFFER = ListStateDescriptor("record-buffer", BYTES)
 BUFFER_SCORED = ValueStateDescriptor("buffer-scored", Types.LONG())
 MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
+SCORED_TIMES = ValueStateDescriptor("scored-times", BYTES)
 
 
-class ModelServingKeyed(KeyedCoProcessFunction):
+class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
     """Scores records (input 1) with the model for their data type (input 2).
 
     Contract:
@@ -57,7 +48,10 @@ class ModelServingKeyed(KeyedCoProcessFunction):
         a model event, and a rejection also a dead letter. A rejected model
         never replaces the serving one.
       * A record is scored by the latest accepted model with
-        ``created_at <= record.ts``, once the watermark has passed both.
+        ``created_at <= record.ts``, once the watermark has passed both by
+        ``max_model_delay_ms``. A model that arrives later than that is
+        reported as ``LATE_MODEL`` with the number of records it missed; one
+        older than the serving model never serves.
       * Every record ends as exactly one result or one dead letter.
       * After a restore, models are rebuilt from state bytes; no model needs
         to be sent again.
@@ -68,24 +62,13 @@ class ModelServingKeyed(KeyedCoProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Bind state, build the model cache and register the metrics."""
+        self.bind(runtime_context, RECORD_BUFFER, BUFFER_SCORED, MODEL_STATS, SCORED_TIMES)
         self.current = runtime_context.get_state(CURRENT_MODEL)
         self.pending = runtime_context.get_list_state(PENDING_MODELS)
-        self.buffer = RecordBuffer(
-            runtime_context.get_list_state(RECORD_BUFFER), runtime_context.get_state(BUFFER_SCORED)
-        )
-        self.stats = runtime_context.get_state(MODEL_STATS)
-        self.cache = ModelCache(self.options.model_roots)
-        self.metrics = ServingMetrics(runtime_context.get_metrics_group())
-        self.timers = FlushTimers(self.options)
-
-    def close(self) -> None:
-        """Release every built model."""
-        self.cache.close()
 
     def process_element1(self, value, ctx):
         """A data record: validate it, then buffer it until the watermark passes it."""
-        self.metrics.capture_scope()
-        yield from buffer_record(value, ctx, self.buffer, self.timers, self.metrics)
+        yield from self.take_record(value, ctx)
 
     def process_element2(self, value, ctx):
         """A model: admit it now; it serves from its ``created_at`` on."""
@@ -108,36 +91,35 @@ class ModelServingKeyed(KeyedCoProcessFunction):
 
     def on_timer(self, timestamp: int, ctx):
         """Apply due models and score due records, in event-time order."""
-        self.timers.fired(ctx, timestamp)
-        records_up_to, models_up_to, end = flush_bounds(timestamp, ctx)
-        tracker = StatsTracker(
-            f"key:{ctx.get_current_key()}",
-            self.options.stats_every_records,
-            self.options.stats_every_seconds,
-            self.stats.value(),
-        )
-        current = self._current_model()
-        pending = sorted(self._pending_models(), key=lambda m: m.descriptor.created_at)
-        due = [m for m in pending if m.descriptor.created_at <= models_up_to]
-        timeline = ([(-(2**63), current)] if current else []) + [(m.descriptor.created_at, m) for m in due]
         data_type = ctx.get_current_key()
-        yield from score_buffer(
-            self.buffer, records_up_to, {data_type: timeline}, tracker, self.options, end, self.metrics
-        )
-        for model in due:
-            log.info("model swapped in", extra={"data_type": data_type, "model": model.name, "version": model.version})
-        if due:
-            # Only the newest due model serves on; earlier ones already retired while scoring.
-            newest = due[-1]
-            for message in tracker.started(newest, newest.descriptor.created_at):
-                yield STATS, message.SerializeToString()
-            waiting = [m for m in pending if m not in due]
-            self.current.update(newest.to_bytes())
-            self.pending.update([m.to_bytes() for m in waiting])
-            self.cache.retain([newest, *waiting])
-        yield from report_stats(ctx, tracker, self.options, end)
-        self.metrics.swapped(tracker.starts)
-        save_stats(self.stats, tracker)
+        bounds = self.timers.fired(ctx, timestamp)
+        tracker = self.tracker(f"key:{data_type}")
+        if bounds is not None:
+            current = self._current_model()
+            pending = sorted(self._pending_models(), key=_created_at)
+            due = [m for m in pending if _created_at(m) <= bounds.models_up_to]
+            # A due model older than the serving one came too late to serve at all.
+            newer = [m for m in due if current is None or _created_at(m) > _created_at(current)]
+            known = sorted([(_created_at(m), m) for m in [current, *due] if m is not None], key=lambda t: t[0])
+            timeline = ([(-(2**63), current)] if current else []) + [(_created_at(m), m) for m in newer]
+            yield from self.flush(ctx, bounds, {data_type: timeline}, {data_type: known}, tracker)
+            if due:
+                serving = current
+                if newer:
+                    # Only the newest due model serves on; earlier ones already retired while scoring.
+                    serving = newer[-1]
+                    for model in newer:
+                        log.info(
+                            "model swapped in",
+                            extra={"data_type": data_type, "model": model.name, "version": model.version},
+                        )
+                    for message in tracker.started(serving, _created_at(serving)):
+                        yield STATS, message.SerializeToString()
+                    self.current.update(serving.to_bytes())
+                waiting = [m for m in pending if m not in due]
+                self.pending.update([m.to_bytes() for m in waiting])
+                self.cache.retain([m for m in [serving, *waiting] if m is not None])
+        yield from self.finish_timer(ctx, tracker, bounds)
 
     def _current_model(self) -> Model | None:
         raw = self.current.value()
@@ -145,6 +127,10 @@ class ModelServingKeyed(KeyedCoProcessFunction):
 
     def _pending_models(self) -> list[Model]:
         return [self.cache.restored(bytes(raw)) for raw in self.pending.get() or []]
+
+
+def _created_at(model: Model) -> int:
+    return model.descriptor.created_at
 
 
 def _log_admission(event: ModelEvent, key: str) -> None:

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from flink_jobs.control import latest_checkpoint
 from flink_jobs.environment import create_environment, kafka_jars
 from flink_jobs.io import KafkaIO
@@ -18,7 +20,7 @@ from serving import logs
 from serving.errors import ConfigError, ServingError
 from serving.kafka.clients import check_reachable
 from serving.kafka.settings import KafkaSettings
-from serving.settings import JobSettings, ServingOptions
+from serving.settings import JobSettings, ServingOptions, config_error
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,6 +53,27 @@ def parser() -> argparse.ArgumentParser:
         default="loopback",
         help="local MiniCluster only: threads of this process (PyFlink's default) or a process per Python operator",
     )
+    p.add_argument(
+        "--max-model-delay-ms",
+        type=int,
+        default=500,
+        help="records wait this long past the watermark, so a model up to this late still scores them (500)",
+    )
+    p.add_argument("--max-hold-ms", type=int, default=60_000, help="longest wait for a first model (event time)")
+    p.add_argument(
+        "--late-model-horizon-ms", type=int, default=10_000, help="how far back late models are counted exactly"
+    )
+    p.add_argument(
+        "--max-future-skew-ms",
+        type=int,
+        default=3_600_000,
+        help="dead-letter a ts this far ahead of the wall clock (0: no bound, for replays)",
+    )
+    p.add_argument(
+        "--dead-letter-max-payload-bytes", type=int, default=256 * 1024, help="bytes of the input a dead letter keeps"
+    )
+    p.add_argument("--rest-bind-address", default="127.0.0.1", help="local MiniCluster REST/web UI interface")
+    p.add_argument("--rest-port", type=int, default=0, help="local MiniCluster REST/web UI port (0: any free one)")
     p.add_argument("--bootstrap-servers", default=None)
     p.add_argument("--kafka-config", type=Path, default=None, help="TOML file with a [kafka] table")
     p.add_argument("--local", action="store_true", help="add the jars in .cache (MiniCluster runs)")
@@ -66,7 +89,17 @@ def settings_from_args(args: argparse.Namespace) -> tuple[JobSettings, KafkaSett
         restore = latest_checkpoint(args.checkpoint_dir)
         if restore is None:
             raise ConfigError(f"no completed checkpoint under {args.checkpoint_dir}")
-    job = JobSettings(
+    try:
+        job = _job_settings(args, restore)
+    except ValidationError as exc:
+        raise config_error(exc, "job setting") from exc
+    kafka = KafkaSettings.load(args.kafka_config, bootstrap_servers=args.bootstrap_servers)
+    check_limits(job.options, kafka)
+    return job, kafka
+
+
+def _job_settings(args: argparse.Namespace, restore: str | None) -> JobSettings:
+    return JobSettings(
         job=args.job,
         parallelism=args.parallelism,
         checkpoint_dir=args.checkpoint_dir,
@@ -80,6 +113,8 @@ def settings_from_args(args: argparse.Namespace) -> tuple[JobSettings, KafkaSett
         watermark_interval_ms=args.watermark_interval_ms,
         model_idle_ms=args.model_idle_ms,
         python_workers=args.python_workers,
+        rest_bind_address=args.rest_bind_address,
+        rest_port=args.rest_port,
         options=ServingOptions(
             batch_size=args.batch_size,
             batch_wait_ms=args.batch_wait_ms,
@@ -88,9 +123,27 @@ def settings_from_args(args: argparse.Namespace) -> tuple[JobSettings, KafkaSett
             max_held_records=args.max_held_records,
             stats_every_records=args.stats_every_records,
             stats_every_seconds=args.stats_every_seconds,
+            max_model_delay_ms=args.max_model_delay_ms,
+            max_hold_ms=args.max_hold_ms,
+            late_model_horizon_ms=args.late_model_horizon_ms,
+            max_future_skew_ms=args.max_future_skew_ms,
+            dead_letter_max_payload_bytes=args.dead_letter_max_payload_bytes,
         ),
     )
-    return job, KafkaSettings.load(args.kafka_config, bootstrap_servers=args.bootstrap_servers)
+
+
+#: Room a dead letter needs besides the bytes it keeps: reason, detail, ids, digest, framing.
+DEAD_LETTER_OVERHEAD_BYTES = 8 * 1024
+
+
+def check_limits(options: ServingOptions, kafka: KafkaSettings) -> None:
+    """Refuse settings under which a dead letter or an admitted input could be larger than the topics take."""
+    largest = options.dead_letter_max_payload_bytes + DEAD_LETTER_OVERHEAD_BYTES
+    if largest > kafka.max_message_bytes:
+        raise ConfigError(
+            f"dead letters may reach {largest:,} bytes (dead_letter_max_payload_bytes + overhead), over the "
+            f"topics' max_message_bytes {kafka.max_message_bytes:,}: lower one or raise the other"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job, kafka = settings_from_args(args)
         check_reachable(kafka)
-        env = create_environment(job, jars=kafka_jars() if args.local else ())
+        env = create_environment(job, jars=kafka_jars() if args.local else (), local=args.local)
         build_job(env, job, KafkaIO(kafka, job.job))
         log.info(
             "job starting",

@@ -26,21 +26,10 @@ from pyflink.common import Types
 from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.serving_function import (
-    FlushTimers,
-    RecordBuffer,
-    ServingMetrics,
-    buffer_record,
-    flush_bounds,
-    report_stats,
-    save_stats,
-    score_buffer,
-)
+from flink_jobs.serving_function import ServingFunctionBase
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS
 from serving.logs import get_logger
 from serving.model import Model
-from serving.registry import ModelCache
-from serving.scoring import StatsTracker
 from serving.settings import ServingOptions
 
 log = get_logger("partitioned")
@@ -50,6 +39,7 @@ MODELS = MapStateDescriptor("models", Types.STRING(), BYTES)
 RECORD_BUFFER = ListStateDescriptor("record-buffer", BYTES)
 BUFFER_SCORED = ValueStateDescriptor("buffer-scored", Types.LONG())
 MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
+SCORED_TIMES = ValueStateDescriptor("scored-times", BYTES)
 
 #: Versions kept per data type: enough for records that arrive late to find their model.
 KEEP_VERSIONS = 3
@@ -61,11 +51,12 @@ def state_key(model: Model) -> str:
     return SEP.join((model.data_type, f"{model.descriptor.created_at:020d}", model.name, model.version))
 
 
-class ModelServingPartitioned(KeyedBroadcastProcessFunction):
+class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction):
     """Scores records with the broadcast models; the same contract as ``ModelServingKeyed``.
 
     Every instance admits every model; only instance 0 reports the model
-    events and model dead letters, so each appears once.
+    events and model dead letters, so each appears once. Late models are
+    reported by every bucket that scored records the model missed.
     """
 
     def __init__(self, options: ServingOptions) -> None:
@@ -73,23 +64,12 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Bind state, build the model cache and register the metrics."""
-        self.buffer = RecordBuffer(
-            runtime_context.get_list_state(RECORD_BUFFER), runtime_context.get_state(BUFFER_SCORED)
-        )
-        self.stats = runtime_context.get_state(MODEL_STATS)
-        self.cache = ModelCache(self.options.model_roots)
+        self.bind(runtime_context, RECORD_BUFFER, BUFFER_SCORED, MODEL_STATS, SCORED_TIMES)
         self.reports = runtime_context.get_index_of_this_subtask() == 0
-        self.metrics = ServingMetrics(runtime_context.get_metrics_group())
-        self.timers = FlushTimers(self.options)
-
-    def close(self) -> None:
-        """Release every built model."""
-        self.cache.close()
 
     def process_element(self, value, ctx):
         """A data record: validate it, then buffer it until the watermark passes it."""
-        self.metrics.capture_scope()
-        yield from buffer_record(value, ctx, self.buffer, self.timers, self.metrics)
+        yield from self.take_record(value, ctx)
 
     def process_broadcast_element(self, value, ctx):
         """A model: admit it on this instance and keep it in broadcast state."""
@@ -121,22 +101,16 @@ class ModelServingPartitioned(KeyedBroadcastProcessFunction):
 
     def on_timer(self, timestamp: int, ctx):
         """Score due records with the model current at each record's time."""
-        self.timers.fired(ctx, timestamp)
-        records_up_to, models_up_to, end = flush_bounds(timestamp, ctx)
-        models = ctx.get_broadcast_state(MODELS)
-        timelines = {
-            dt: [(t, m) for t, m in self._timeline(models, dt) if t <= models_up_to] for dt in self._data_types(models)
-        }
-        tracker = StatsTracker(
-            f"bucket:{ctx.get_current_key()}",
-            self.options.stats_every_records,
-            self.options.stats_every_seconds,
-            self.stats.value(),
-        )
-        yield from score_buffer(self.buffer, records_up_to, timelines, tracker, self.options, end, self.metrics)
-        yield from report_stats(ctx, tracker, self.options, end)
-        self.metrics.swapped(tracker.starts)
-        save_stats(self.stats, tracker)
+        bounds = self.timers.fired(ctx, timestamp)
+        tracker = self.tracker(f"bucket:{ctx.get_current_key()}")
+        if bounds is not None:
+            models = ctx.get_broadcast_state(MODELS)
+            timelines = {
+                dt: [(t, m) for t, m in self._timeline(models, dt) if t <= bounds.models_up_to]
+                for dt in self._data_types(models)
+            }
+            yield from self.flush(ctx, bounds, timelines, timelines, tracker)
+        yield from self.finish_timer(ctx, tracker, bounds)
 
     def _timeline(self, models, data_type: str) -> list[tuple[int, Model]]:
         entries = sorted((k, v) for k, v in models.items() if k.startswith(data_type + SEP))

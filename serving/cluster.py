@@ -237,6 +237,7 @@ class ClusterOptions:
 
     Attributes:
         rest_port: the REST API and web UI.
+        rest_bind_address: the interface they listen on (loopback by default).
         rpc_port: the JobManager's RPC port.
         slots: task slots of the TaskManager, the highest parallelism a job can run at.
         taskmanager_memory: ``taskmanager.memory.process.size``.
@@ -248,6 +249,7 @@ class ClusterOptions:
 
     rest_port: int = DEFAULT_REST_PORT
     rpc_port: int = DEFAULT_RPC_PORT
+    rest_bind_address: str = "127.0.0.1"
     slots: int = 2
     taskmanager_memory: str = "2048m"
     jobmanager_memory: str = "1024m"
@@ -356,6 +358,7 @@ class LocalCluster:
             "PID_DIR": str(self.pid_dir),
             "RPC_PORT": options.rpc_port,
             "REST_PORT": options.rest_port,
+            "REST_BIND_ADDRESS": options.rest_bind_address,
             "SLOTS": options.slots,
             "TASKMANAGER_MEMORY": options.taskmanager_memory,
             "JOBMANAGER_MEMORY": options.jobmanager_memory,
@@ -546,6 +549,23 @@ class FlinkRest:
         history = info.get("exceptionHistory", {}).get("entries", [])
         text = history[0].get("stacktrace", "") if history else info.get("root-exception") or ""
         return _first_line(text)
+
+    def restarts(self, job_id: str, timeout: float = 30.0) -> int:
+        """How many times the job has restarted since it was submitted (Flink's ``numRestarts`` metric).
+
+        The REST endpoint fetches metrics from the JobManager lazily (every
+        few seconds), so a first request can come back empty: it is asked
+        again until ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            metrics = self._call("GET", f"/jobs/{check_job_id(job_id)}/metrics?get=numRestarts")
+            values = [m.get("value") for m in metrics if m.get("id") == "numRestarts"] if metrics else []
+            if values:
+                return int(values[0])
+            if time.monotonic() > deadline:
+                raise ClusterError(f"job {job_id} reports no numRestarts metric")
+            time.sleep(0.5)
 
     def parallelism(self, job_id: str) -> int:
         """The highest parallelism of the job's vertices."""

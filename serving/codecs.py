@@ -2,11 +2,13 @@
 
 proto3 parses many random byte strings without complaint, so a decode that
 does not raise is not yet a valid record: :func:`decode_record` also checks
-the size cap, the id, the data type and that every feature is finite.
+the size cap, the id, the data type, that every feature is present and
+finite, and (:func:`check_timestamp`) that ``ts`` lies in the accepted range.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -16,12 +18,19 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from serving import wine
-from serving.errors import RecordDecodeError
+from serving.errors import (
+    EmptyRecordError,
+    MissingFeatureError,
+    RecordDecodeError,
+    RecordTooLarge,
+    TimestampRangeError,
+)
 from serving.model import BatchScores, Model
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.pb.wine_record_pb2 import WineRecord
+from serving.settings import MAX_TIMESTAMP_MS
 
 #: Records larger than this are refused before parsing (a wine record is ~110 bytes).
 MAX_RECORD_BYTES = 64 * 1024
@@ -46,18 +55,34 @@ def encode_record(record_id: str, features, *, ts: int | None = None, data_type:
     return record.SerializeToString()
 
 
+def check_timestamp(ts: int, max_future_skew_ms: int, what: str = "ts", now: int | None = None) -> None:
+    """Raise :class:`TimestampRangeError` unless ``0 <= ts <= now + max_future_skew_ms``.
+
+    ``max_future_skew_ms == 0`` lifts the upper bound to year 9999
+    (``MAX_TIMESTAMP_MS``), which always holds, so no timestamp that passes
+    can overflow event-time arithmetic. The JVM routing applies the same rule
+    before a ``ts`` reaches a watermark.
+    """
+    upper = MAX_TIMESTAMP_MS
+    if max_future_skew_ms:
+        upper = min(upper, (now_ms() if now is None else now) + max_future_skew_ms)
+    if ts < 0 or ts > upper:
+        raise TimestampRangeError(f"{what} {ts} is out of range (0 to {upper}, {max_future_skew_ms} ms ahead of now)")
+
+
 def decode_record(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> WineRecord:
     """Parse and validate ``WineRecord`` bytes.
 
     Raises:
-        RecordDecodeError: empty, oversized, unparsable, no id, a data type
-            that is not a lower-case name (``DATA_TYPE_PATTERN``), or a feature
+        RecordDecodeError: empty (a Kafka tombstone too), oversized,
+            unparsable, no id, a data type that is not a lower-case name
+            (``DATA_TYPE_PATTERN``), a feature missing (named), or a feature
             that is NaN or infinite.
     """
     if not data:
-        raise RecordDecodeError("record is empty")
+        raise EmptyRecordError("record is empty (a null Kafka value, a tombstone, or zero bytes)")
     if len(data) > max_bytes:
-        raise RecordDecodeError(f"record is {len(data)} bytes, over the {max_bytes}-byte cap")
+        raise RecordTooLarge(f"record is {len(data):,} bytes, over the {max_bytes:,}-byte cap")
     record = WineRecord()
     try:
         record.ParseFromString(data)
@@ -67,6 +92,9 @@ def decode_record(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> WineReco
         raise RecordDecodeError("record has no id")
     if not DATA_TYPE_PATTERN.fullmatch(record.data_type):
         raise RecordDecodeError(f"record {record.id!r} has a bad data type {record.data_type[:80]!r}")
+    missing = [field for field in wine.RECORD_FIELDS if not record.HasField(field)]
+    if missing:
+        raise MissingFeatureError(f"record {record.id!r} lacks {', '.join(missing)}")
     for field in wine.RECORD_FIELDS:
         if not math.isfinite(getattr(record, field)):
             raise RecordDecodeError(f"record {record.id!r} has a non-finite {field}")
@@ -104,18 +132,38 @@ def results_for(model: Model, records: list[WineRecord], scores: BatchScores) ->
     return results
 
 
+#: Leading bytes of the original message a dead letter keeps unless told otherwise.
+DEAD_LETTER_MAX_PAYLOAD_BYTES = 256 * 1024
+
+
 def dead_letter(
-    source: str, reason: str, detail: str, payload: bytes, *, data_type: str = "", record_id: str = ""
+    source: str,
+    reason: str,
+    detail: str,
+    payload: bytes,
+    *,
+    data_type: str = "",
+    record_id: str = "",
+    max_payload_bytes: int = DEAD_LETTER_MAX_PAYLOAD_BYTES,
 ) -> DeadLetter:
-    """A dead letter keeping the original bytes and why they were refused."""
+    """A dead letter keeping why the message was refused, its size and SHA-256, and its bytes.
+
+    At most ``max_payload_bytes`` leading bytes are kept (``payload_truncated``
+    says when they were cut), so a dead letter always fits the dead-letter
+    topic however large the input was: writing it can never fail the job.
+    """
+    payload = bytes(payload)
     return DeadLetter(
         source=source,
         reason=reason,
         detail=detail[:1000],
-        payload=payload,
+        payload=payload[:max_payload_bytes],
         ts=now_ms(),
-        data_type=data_type,
-        record_id=record_id,
+        data_type=data_type[:200],
+        record_id=record_id[:200],
+        payload_size=len(payload),
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
+        payload_truncated=len(payload) > max_payload_bytes,
     )
 
 
@@ -148,20 +196,30 @@ def dead_letter_to_json(letter: DeadLetter) -> str:
             "record_id": letter.record_id,
             "ts": letter.ts,
             "payload_hex": letter.payload.hex(),
+            "payload_size": letter.payload_size,
+            "payload_sha256": letter.payload_sha256,
+            "payload_truncated": letter.payload_truncated,
         }
     )
 
 
 def model_event_to_json(event: ModelEvent) -> str:
     """One JSON line for a model event."""
-    return json.dumps(
-        {
-            "kind": ModelEvent.Kind.Name(event.kind),
-            "name": event.name,
-            "version": event.version,
-            "data_type": event.data_type,
-            "reason": event.reason,
-            "previous_version": event.previous_version,
-            "ts": event.ts,
-        }
-    )
+    out = {
+        "kind": ModelEvent.Kind.Name(event.kind),
+        "name": event.name,
+        "version": event.version,
+        "data_type": event.data_type,
+        "reason": event.reason,
+        "previous_version": event.previous_version,
+        "ts": event.ts,
+    }
+    if event.kind == ModelEvent.LATE_MODEL:
+        out.update(
+            missed=event.missed,
+            missed_from=event.missed_from,
+            missed_to=event.missed_to,
+            missed_exact=event.missed_exact,
+            instance=event.instance,
+        )
+    return json.dumps(out)

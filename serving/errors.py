@@ -62,6 +62,12 @@ class ModelValidationError(ModelLoadError):
     reason = "model failed probe"
 
 
+class ModelMessageTooLarge(ModelLoadError):
+    """A model message over the job's size cap, refused before parsing."""
+
+    reason = "model message too large"
+
+
 class InputError(ServingError):
     """Input data is unusable."""
 
@@ -84,6 +90,36 @@ class RecordDecodeError(InputError):
     """Record bytes are not a valid record (parse or meaning)."""
 
     reason = "undecodable record"
+
+
+class EmptyRecordError(RecordDecodeError):
+    """A record with no bytes at all: a Kafka tombstone (null value) or an empty message."""
+
+    reason = "empty record"
+
+
+class RecordTooLarge(RecordDecodeError):
+    """A record over the job's size cap, refused before parsing."""
+
+    reason = "record too large"
+
+
+class MissingFeatureError(RecordDecodeError):
+    """A record lacks a feature its data type requires."""
+
+    reason = "missing feature"
+
+
+class TimestampRangeError(InputError):
+    """A record ``ts`` or a model ``created_at`` lies outside the accepted range."""
+
+    reason = "ts out of range"
+
+
+class InputRangeError(InputError):
+    """A feature value does not fit the model's input type (e.g. 1e308 into float32)."""
+
+    reason = "input out of range"
 
 
 class ScoringError(ServingError):

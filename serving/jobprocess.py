@@ -123,15 +123,18 @@ class LocalJob(ProcessGroup):
         restore: str | None = None,
         name: str = "job",
         job_args: Sequence[str] = (),
+        rest_port: int = 0,
     ) -> None:
         work_dir = Path(work_dir)
+        #: The MiniCluster's REST endpoint (127.0.0.1), when a port was given: restarts, metrics.
+        self.rest_port = rest_port
         work_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_dir = work_dir / "checkpoints"
         args = [
             sys.executable, "-m", "flink_jobs.main", "--local", "--job", job, "--parallelism", str(parallelism),
             "--bootstrap-servers", settings.bootstrap_servers, "--checkpoint-dir", str(self.checkpoint_dir),
             "--checkpoint-interval", str(checkpoint_interval_ms), "--idle-flush-ms", str(idle_flush_ms),
-            "--restart-attempts", str(restart_attempts),
+            "--restart-attempts", str(restart_attempts), "--rest-port", str(rest_port),
         ]  # fmt: skip
         if restore:
             args += ["--restore", restore]
@@ -139,3 +142,15 @@ class LocalJob(ProcessGroup):
         env = {**kafka_env(settings), "FLINK_LOG_DIR": str(work_dir / f"flink-{name}")}
         super().__init__(args, env, work_dir / f"{name}.log")
         log.info("job process started", extra={"job": job, "pid": self.process.pid, "log": str(self.log_path)})
+
+    def restarts(self) -> int:
+        """Restarts of the running job so far, from its MiniCluster's REST endpoint (needs ``rest_port``)."""
+        from serving.cluster import FlinkRest
+
+        if not self.rest_port:
+            raise ValueError("this job was started without a rest_port")
+        rest = FlinkRest(f"127.0.0.1:{self.rest_port}")
+        jobs = [j for j in rest.jobs() if j.get("state") not in ("FINISHED", "CANCELED")]
+        if not jobs:
+            raise ValueError(f"no running job at the REST endpoint 127.0.0.1:{self.rest_port}")
+        return sum(rest.restarts(j["jid"]) for j in jobs)

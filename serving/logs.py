@@ -1,10 +1,15 @@
-"""Structured logging: one ``key=value`` line per event, naming the model involved."""
+"""Structured logging: one ``key=value`` line per event, naming the model involved.
+
+Every value is escaped (:func:`escape`): one event is always one line, whatever
+a model name or a record id holds.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import unicodedata
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
 
@@ -27,10 +32,32 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
+#: Characters that could end a log line or forge one, with how they are written instead.
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape(text: str) -> str:
+    """``text`` with backslashes, quotes and every control or line-separator character escaped.
+
+    Model names, versions, record ids and reasons come from whoever writes to
+    the topics; escaped, none of them can end a log line or forge another.
+    """
+    out = []
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def _quote(value: object) -> str:
     text = str(value)
-    if not text or any(c in text for c in ' ="'):
-        return '"' + text.replace('"', '\\"') + '"'
+    escaped = escape(text)
+    if not text or escaped != text or " " in text or "=" in text:
+        return '"' + escaped + '"'
     return text
 
 

@@ -24,7 +24,7 @@ from functools import cached_property
 
 import numpy as np
 
-from serving.errors import InputShapeError, ScoringError, ServingError
+from serving.errors import InputRangeError, InputShapeError, ScoringError, ServingError
 from serving.pb import model_descriptor_pb2 as md_pb
 
 ModelDescriptor = md_pb.ModelDescriptor
@@ -99,19 +99,23 @@ class Model(ABC):
 
     Contract:
       * ``score_batch`` takes float [N, F] and returns exactly N scores, in order.
-      * Wrong width raises :class:`InputShapeError`; any framework failure while
-        scoring raises :class:`ScoringError`. Neither closes the model.
+      * Wrong width raises :class:`InputShapeError`; a value that does not fit
+        ``input_dtype`` (1e308 into a float32 network) raises
+        :class:`InputRangeError` rather than becoming infinity; any framework
+        failure while scoring raises :class:`ScoringError`. None closes the model.
       * ``to_bytes`` returns a serialized ``ModelDescriptor`` with the artifact
         inline; ``serving.factories.restore`` rebuilds an equal model from it, so
         Flink state never needs a pickled Python object.
       * ``close`` releases framework resources; the model is unusable after it.
 
     Subclasses implement ``_predict`` and set ``n_features`` when the artifact
-    declares its input width.
+    declares its input width, ``input_dtype`` when it takes narrower floats.
     """
 
     #: Expected input width, or None when the artifact does not say.
     n_features: int | None = None
+    #: The float type the framework takes its input in.
+    input_dtype: np.dtype = np.dtype(np.float64)
 
     def __init__(self, descriptor: ModelDescriptor, artifact: bytes) -> None:
         self.descriptor = descriptor
@@ -147,6 +151,17 @@ class Model(ABC):
         """The data type this model scores, e.g. ``wine``."""
         return self.descriptor.data_type
 
+    def fits(self, features: np.ndarray) -> np.ndarray:
+        """Per value of ``features``: whether it is representable in ``input_dtype`` (finite stays finite)."""
+        features = np.asarray(features, dtype=np.float64)
+        if self.input_dtype.kind != "f" or self.input_dtype.itemsize >= 8:
+            return np.ones(features.shape, dtype=bool)
+        return ~(np.abs(features) > np.finfo(self.input_dtype).max)
+
+    def unfit_rows(self, features: np.ndarray) -> np.ndarray:
+        """Per row of float [N, F] ``features``: whether some value does not fit ``input_dtype``."""
+        return ~self.fits(features).all(axis=1)
+
     def score_batch(self, features: np.ndarray) -> BatchScores:
         """Score every row of ``features`` (float [N, F]); see the class contract."""
         features = np.asarray(features, dtype=np.float64)
@@ -155,6 +170,13 @@ class Model(ABC):
         if self.n_features is not None and features.shape[1] != self.n_features:
             raise InputShapeError(
                 f"model {self.name}:{self.version} takes {self.n_features} features, got {features.shape[1]}"
+            )
+        unfit = self.unfit_rows(features)
+        if unfit.any():
+            row = int(np.flatnonzero(unfit)[0])
+            raise InputRangeError(
+                f"row {row} has a value that does not fit the {self.input_dtype} input of model "
+                f"{self.name}:{self.version} ({int(unfit.sum())} such rows)"
             )
         if features.shape[0] == 0:
             return BatchScores(np.empty(0), None, (), 0)

@@ -2,7 +2,8 @@
 
 The admission rule (:meth:`ModelCache.admit`), applied when a model message arrives:
 
-1. Decode the descriptor. Bytes that are not one are **rejected**.
+1. Decode the descriptor. Bytes that are not one, a message over the size
+   cap, or a ``created_at`` out of range are **rejected**.
 2. Build the model. A load failure **rejects** it.
 3. Score a probe record. A failure, or a non-finite score, **rejects** it.
 4. A model with the same name, version and artifact as one already known for
@@ -24,12 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from serving import wine
-from serving.codecs import dead_letter, now_ms
-from serving.errors import ModelValidationError, ServingError
+from serving.codecs import check_timestamp, dead_letter, now_ms
+from serving.errors import ModelMessageTooLarge, ModelValidationError, ServingError
 from serving.factories import load_model, parse_descriptor, restore
 from serving.model import Model, ModelDescriptor
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
+from serving.settings import ServingOptions
 
 
 def probe_features(data_type: str, n_features: int | None) -> np.ndarray:
@@ -74,9 +76,10 @@ class ModelCache:
     Not thread-safe: each Flink function instance owns one.
     """
 
-    def __init__(self, model_roots: Sequence[Path] | None = None) -> None:
+    def __init__(self, model_roots: Sequence[Path] | None = None, options: ServingOptions | None = None) -> None:
         self._models: dict[tuple[str, str, str], Model] = {}
         self._model_roots = list(model_roots) if model_roots else None
+        self._options = options or ServingOptions()
 
     def __len__(self) -> int:
         return len(self._models)
@@ -88,10 +91,16 @@ class ModelCache:
         ``previous_version`` is what the events report as serving now.
         """
         event = ModelEvent(ts=now_ms(), previous_version=previous_version)
+        options = self._options
         try:
+            if len(payload) > options.max_model_message_bytes:
+                raise ModelMessageTooLarge(
+                    f"model message is {len(payload):,} bytes, over the {options.max_model_message_bytes:,}-byte cap"
+                )
             descriptor = parse_descriptor(payload)
             event.name, event.version = descriptor.name, descriptor.version
             event.data_type, event.model_type = descriptor.data_type, descriptor.model_type
+            check_timestamp(descriptor.created_at, options.max_future_skew_ms, f"model {descriptor.name!r} created_at")
             model = load_model(descriptor, self._model_roots)
         except ServingError as exc:
             return self._rejected(event, exc, payload)
@@ -132,8 +141,15 @@ class ModelCache:
         """Close every cached model."""
         self.retain(())
 
-    @staticmethod
-    def _rejected(event: ModelEvent, exc: ServingError, payload: bytes) -> Admission:
+    def _rejected(self, event: ModelEvent, exc: ServingError, payload: bytes) -> Admission:
         event.kind, event.reason = ModelEvent.REJECTED, f"{exc.reason}: {exc}"
-        letter = dead_letter("model", exc.reason, str(exc), payload, data_type=event.data_type, record_id=event.version)
+        letter = dead_letter(
+            "model",
+            exc.reason,
+            str(exc),
+            payload,
+            data_type=event.data_type,
+            record_id=event.version,
+            max_payload_bytes=self._options.dead_letter_max_payload_bytes,
+        )
         return Admission(event, dead_letter=letter)

@@ -11,14 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from serving.codecs import dead_letter, decode_record, features_matrix, now_ms, results_for
-from serving.errors import RecordDecodeError, ServingError
+import numpy as np
+
+from serving import wine
+from serving.codecs import check_timestamp, dead_letter, decode_record, features_matrix, now_ms, results_for
+from serving.errors import InputError, InputRangeError, ServingError
 from serving.model import Model
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.pb.wine_record_pb2 import WineRecord
 from serving.registry import model_key
+from serving.settings import ServingOptions
 from serving.stats import ModelServingStats
 from serving.timeline import assign
 
@@ -51,15 +55,15 @@ def buffer_entry(ts: int, payload: bytes) -> bytes:
 
 
 def entry_ts(entry: bytes) -> int:
-    """The ``ts`` of a buffer entry (older buffers kept bare WineRecord bytes: decoded)."""
+    """The ``ts`` of a buffer entry (older buffers kept bare WineRecord bytes: parsed)."""
     if entry[:1] == _ENTRY_MARK:
         return int.from_bytes(entry[1:9], "big", signed=True)
-    return decode_record(bytes(entry)).ts
+    return WineRecord.FromString(bytes(entry)).ts
 
 
 def decode_buffer(entries: Iterable[bytes]) -> list[WineRecord]:
-    """Records kept in state; they were validated on the way in, so this cannot fail."""
-    return [decode_record(bytes(e[9:]) if e[:1] == _ENTRY_MARK else bytes(e)) for e in entries]
+    """Records kept in state; they were validated on the way in, so they are only parsed again."""
+    return [WineRecord.FromString(bytes(e[9:]) if e[:1] == _ENTRY_MARK else bytes(e)) for e in entries]
 
 
 def score_due(
@@ -70,14 +74,21 @@ def score_due(
     max_held: int,
     end_of_input: bool = False,
     batch_size: int = 0,
+    records_up_to: int = 2**63 - 1,
+    max_hold_ms: int = 0,
+    max_payload_bytes: int = ServingOptions().dead_letter_max_payload_bytes,
 ) -> Scored:
     """Score ``records`` by the event-time rule of :mod:`serving.timeline`.
 
     Records whose data type has no model yet are held (``hold``, up to
     ``max_held``; the oldest overflow is dead-lettered) or dead-lettered as
-    ``no model``. Each model's records go to ``score_batch`` in batches of at
-    most ``batch_size`` (0: all at once). At ``end_of_input`` nothing more can arrive, so held records
-    are dead-lettered too: nothing is lost silently.
+    ``no model``. A held record whose ``ts + max_hold_ms`` the flush bound
+    ``records_up_to`` has passed is dead-lettered too (``max_hold_ms`` 0: no
+    time bound). Each model's records go to ``score_batch`` in batches of at
+    most ``batch_size`` (0: all at once); a row whose values do not fit the
+    model's input type is dead-lettered, the rest of its batch is scored. At
+    ``end_of_input`` nothing more can arrive, so held records are
+    dead-lettered too: nothing is lost silently.
     """
     out = Scored()
     by_type: dict[str, list[WineRecord]] = {}
@@ -89,41 +100,88 @@ def score_due(
         for model, run in assignment.runs:
             step = batch_size or len(run)
             for start in range(0, len(run), step):
-                _score_batch(model, run[start : start + step], out)
+                _score_batch(model, run[start : start + step], out, max_payload_bytes)
         unserved = assignment.unserved
+        reason = f"{NO_MODEL} for data type {data_type!r}"
         if hold and not timeline and not end_of_input:
-            overflow = max(0, len(unserved) - max_held)
-            out.held.extend(unserved[overflow:])
+            expired = [r for r in unserved if max_hold_ms and r.ts <= records_up_to - max_hold_ms]
+            waiting = [r for r in unserved if not (max_hold_ms and r.ts <= records_up_to - max_hold_ms)]
+            overflow = max(0, len(waiting) - max_held)
+            out.held.extend(waiting[overflow:])
+            _no_model(expired, f"{reason} within {max_hold_ms} ms", out, max_payload_bytes)
             reason = f"{NO_MODEL}: hold buffer for {data_type!r} is full ({max_held} records)"
-            unserved = unserved[:overflow]
-        else:
-            reason = f"{NO_MODEL} for data type {data_type!r}"
-        out.dead_letters.extend(
-            dead_letter("data", NO_MODEL, reason, r.SerializeToString(), data_type=r.data_type, record_id=r.id)
-            for r in unserved
-        )
+            unserved = waiting[:overflow]
+        _no_model(unserved, reason, out, max_payload_bytes)
     return out
 
 
-def _score_batch(model: Model, batch: list[WineRecord], out: Scored) -> None:
-    try:
-        scores = model.score_batch(features_matrix(batch))
-    except ServingError as exc:
-        out.dead_letters.extend(
-            dead_letter("scoring", exc.reason, str(exc), r.SerializeToString(), data_type=r.data_type, record_id=r.id)
-            for r in batch
+def _no_model(records: Sequence[WineRecord], reason: str, out: Scored, max_payload_bytes: int) -> None:
+    out.dead_letters.extend(
+        dead_letter(
+            "data",
+            NO_MODEL,
+            reason,
+            r.SerializeToString(),
+            data_type=r.data_type,
+            record_id=r.id,
+            max_payload_bytes=max_payload_bytes,
         )
+        for r in records
+    )
+
+
+def _score_batch(model: Model, batch: list[WineRecord], out: Scored, max_payload_bytes: int) -> None:
+    features = features_matrix(batch)
+    unfit = model.unfit_rows(features)
+    if unfit.any():
+        for i in np.flatnonzero(unfit):
+            column = int(np.flatnonzero(~model.fits(features[i]))[0])
+            problem = InputRangeError(
+                f"{wine.RECORD_FIELDS[column]} = {features[i, column]:g} does not fit the {model.input_dtype} "
+                f"input of model {model.name}:{model.version}"
+            )
+            out.dead_letters.append(_scoring_dead_letter(batch[i], problem, max_payload_bytes))
+        keep = np.flatnonzero(~unfit)
+        batch, features = [batch[i] for i in keep], features[keep]
+        if not batch:
+            return
+    try:
+        scores = model.score_batch(features)
+    except ServingError as exc:
+        out.dead_letters.extend(_scoring_dead_letter(r, exc, max_payload_bytes) for r in batch)
         return
     out.results.extend(results_for(model, batch, scores))
     out.batches.append((model, len(batch), scores.duration_ns))
 
 
-def decode_data(payload: bytes) -> WineRecord | DeadLetter:
-    """A valid record, or a dead letter with the reason and the original bytes."""
+def _scoring_dead_letter(record: WineRecord, exc: ServingError, max_payload_bytes: int) -> DeadLetter:
+    return dead_letter(
+        "scoring",
+        exc.reason,
+        str(exc),
+        record.SerializeToString(),
+        data_type=record.data_type,
+        record_id=record.id,
+        max_payload_bytes=max_payload_bytes,
+    )
+
+
+def decode_data(payload: bytes, options: ServingOptions | None = None) -> WineRecord | DeadLetter:
+    """A valid record, or a dead letter with the reason and the original bytes (their prefix, when large).
+
+    Valid means: within ``options.max_record_bytes``, a complete record (see
+    :func:`serving.codecs.decode_record`), and a ``ts`` in range
+    (:func:`serving.codecs.check_timestamp`).
+    """
+    options = options or ServingOptions()
     try:
-        return decode_record(payload)
-    except RecordDecodeError as exc:
-        return dead_letter("data", exc.reason, str(exc), payload)
+        record = decode_record(payload, max_bytes=options.max_record_bytes)
+        check_timestamp(record.ts, options.max_future_skew_ms, f"record {record.id!r} ts")
+    except InputError as exc:
+        return dead_letter(
+            "data", exc.reason, str(exc), payload, max_payload_bytes=options.dead_letter_max_payload_bytes
+        )
+    return record
 
 
 class StatsTracker:

@@ -5,7 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from serving.errors import ConfigError
+
+#: No setting's validation error repeats the value it refused: it may be a secret.
+HIDE_INPUT = ConfigDict(hide_input_in_errors=True)
+
+#: 9999-12-31T23:59:59.999Z: no timestamp may lie beyond it, whatever the bounds, so
+#: event-time arithmetic (slots, delays, hold bounds) never overflows a Java long.
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+
+
+def config_error(exc: ValidationError, what: str = "setting") -> ConfigError:
+    """One readable line for the first problem of a validation error: where and what, never the value."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "?"
+    return ConfigError(f"invalid {what} {where}: {first['msg']}")
 
 
 class ServingOptions(BaseModel, frozen=True):
@@ -13,9 +29,30 @@ class ServingOptions(BaseModel, frozen=True):
 
     Attributes:
         early_records: ``hold`` keeps records that arrive before any model for
-            their data type (up to ``max_held_records`` per key) and scores them
-            with the first model; ``drop`` sends them to dead letters as ``no model``.
+            their data type (up to ``max_held_records`` per key, for at most
+            ``max_hold_ms``) and scores them with the first model; ``drop``
+            sends them to dead letters as ``no model``.
         max_held_records: bound of the hold buffer per key; overflow is dead-lettered.
+        max_hold_ms: how long (event time, or wall clock on an idle flush) a
+            record waits for a first model of its data type before it is
+            dead-lettered as ``no model``: no record is held for ever.
+        max_model_delay_ms: records wait this long (event time) after the
+            watermark passed them before they are scored, so a model published
+            before them that reaches the job up to this much later still
+            scores them. A model later than that is reported as ``LATE_MODEL``.
+        late_model_horizon_ms: how far back (event time) each instance keeps
+            counts of scored record times, so a ``LATE_MODEL`` event can say
+            exactly how many records the model missed.
+        max_future_skew_ms: a record ``ts`` (or model ``created_at``) more than
+            this far ahead of the wall clock is dead-lettered as ``ts out of
+            range`` before it touches a timer or a watermark. 0 switches the
+            bound off (replays of data stamped ahead of this clock); a ``ts``
+            below 0 or past year 9999 is always refused.
+        max_record_bytes: larger data records are dead-lettered unparsed.
+        max_model_message_bytes: larger model messages are rejected unparsed.
+        dead_letter_max_payload_bytes: a dead letter keeps at most this many
+            leading bytes of the original message (plus its size and SHA-256),
+            so it always fits the dead-letter topic.
         stats_every_records: emit stats after this many records per model (0: never).
         stats_every_seconds: emit stats when this long has passed since the last emission.
         batch_wait_ms: T, the micro-batch wait: records are scored in event-time
@@ -32,8 +69,17 @@ class ServingOptions(BaseModel, frozen=True):
         model_roots: directories by-reference models may be loaded from.
     """
 
+    model_config = HIDE_INPUT
+
     early_records: Literal["hold", "drop"] = "hold"
     max_held_records: int = Field(10_000, ge=0)
+    max_hold_ms: int = Field(60_000, ge=0)
+    max_model_delay_ms: int = Field(0, ge=0)
+    late_model_horizon_ms: int = Field(10_000, ge=0)
+    max_future_skew_ms: int = Field(3_600_000, ge=0)
+    max_record_bytes: int = Field(64 * 1024, ge=1)
+    max_model_message_bytes: int = Field(2 * 1024 * 1024, ge=1)
+    dead_letter_max_payload_bytes: int = Field(256 * 1024, ge=0)
     stats_every_records: int = Field(1_000, ge=0)
     stats_every_seconds: float = Field(10.0, ge=0)
     batch_wait_ms: int = Field(10, ge=1)
@@ -68,7 +114,12 @@ class JobSettings(BaseModel, frozen=True):
             per Python operator, as on a real cluster). A real cluster always
             uses processes.
         restart_attempts: restarts (exponential back-off, 1 s to 10 s) before the job fails (0: fail at once).
+        rest_bind_address: the interface a local MiniCluster's REST endpoint (web UI) listens on;
+            loopback unless you mean to expose it.
+        rest_port: its port (0: any free port).
     """
+
+    model_config = HIDE_INPUT
 
     job: Literal["keyed", "partitioned", "passthrough"] = "keyed"
     parallelism: int = Field(1, ge=1)
@@ -85,6 +136,8 @@ class JobSettings(BaseModel, frozen=True):
     bundle_size: int = Field(1_000, ge=1)
     watermark_interval_ms: int = Field(200, ge=1)
     python_workers: Literal["loopback", "process"] = "loopback"
+    rest_bind_address: str = "127.0.0.1"
+    rest_port: int = Field(0, ge=0, le=65535)
     options: ServingOptions = ServingOptions()
 
     @field_validator("max_parallelism")

@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start = actions.add_parser("start", help="start the cluster (a no-op when it runs)")
     start.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT, help="REST API and web UI (8081)")
     start.add_argument("--rpc-port", type=int, default=DEFAULT_RPC_PORT, help="JobManager RPC (6123)")
+    start.add_argument(
+        "--rest-bind-address", default="127.0.0.1", metavar="ADDR", help="interface of the REST API (127.0.0.1)"
+    )
     start.add_argument("--slots", type=int, default=2, help="task slots: the highest parallelism (2)")
     start.add_argument("--taskmanager-memory", default="2048m", metavar="SIZE", help="TaskManager process (2048m)")
     start.add_argument("--jobmanager-memory", default="1024m", metavar="SIZE", help="JobManager process (1024m)")
@@ -132,6 +135,7 @@ def run_cluster_start(args: argparse.Namespace) -> int:
     """Start the local cluster and print its status line."""
     options = ClusterOptions(
         rest_port=args.rest_port,
+        rest_bind_address=args.rest_bind_address,
         rpc_port=args.rpc_port,
         slots=args.slots,
         taskmanager_memory=args.taskmanager_memory,

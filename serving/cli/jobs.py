@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_job(args: argparse.Namespace) -> int:
     """Encode the CSV and models, run the job to the end, write outputs and a summary."""
+    from pydantic import ValidationError
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -46,7 +47,7 @@ def run_job(args: argparse.Namespace) -> int:
     from flink_jobs.jobs import JOB_NAMES, build_job
     from serving.codecs import encode_record, now_ms
     from serving.factories import descriptor_from_path
-    from serving.settings import JobSettings, ServingOptions
+    from serving.settings import JobSettings, ServingOptions, config_error
 
     if args.swap_every < 1:
         raise ConfigError("--swap-every must be at least 1")
@@ -66,13 +67,16 @@ def run_job(args: argparse.Namespace) -> int:
 
     work = args.out.with_name(args.out.name + ".parts")
     shutil.rmtree(work, ignore_errors=True)
-    settings = JobSettings(
-        job=args.job,
-        parallelism=args.parallelism,
-        checkpoint_interval_ms=args.checkpoint_interval,
-        state_backend=args.state_backend,
-        options=ServingOptions(early_records=args.early_records),
-    )
+    try:
+        settings = JobSettings(
+            job=args.job,
+            parallelism=args.parallelism,
+            checkpoint_interval_ms=args.checkpoint_interval,
+            state_backend=args.state_backend,
+            options=ServingOptions(early_records=args.early_records),
+        )
+    except ValidationError as exc:
+        raise config_error(exc, "job setting") from exc
     console.print(
         f"[bold]{JOB_NAMES[args.job]}[/] on a local MiniCluster: {len(records)} records, {len(models)} model(s), "
         f"parallelism {args.parallelism}"

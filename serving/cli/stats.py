@@ -130,13 +130,21 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
     table = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
-        table.add_column(column, justify="right" if column in _NUMERIC else "left", overflow="fold")
+        # Names are what a reader looks for: never folded; the other columns give way.
+        table.add_column(
+            column,
+            justify="right" if column in _NUMERIC else "left",
+            overflow="fold",
+            no_wrap=column in _NAMES,
+            min_width=len(column) if column in _NAMES else None,
+        )
     for row in rows:
         table.add_row(*row)
     Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160).print(table)
 
 
 _NUMERIC = {"records", "records/s", "mean", "min", "max"}
+_NAMES = {"data type", "name", "version", "status"}
 
 
 def print_models(answer: dict) -> None:

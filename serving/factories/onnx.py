@@ -27,13 +27,13 @@ class OnnxModel(Model):
         self._session = ort.InferenceSession(artifact, sess_options=options, providers=["CPUExecutionProvider"])
         (first_input, *_) = self._session.get_inputs()
         self.input_name = first_input.name
-        self._dtype = _NUMPY_TYPES.get(first_input.type, np.float32)
+        self.input_dtype = np.dtype(_NUMPY_TYPES.get(first_input.type, np.float32))
         width = first_input.shape[-1] if first_input.shape else None
         self.n_features = width if isinstance(width, int) else None
         self._outputs = [o.name for o in self._session.get_outputs()]
 
     def _predict(self, features: np.ndarray) -> RawPrediction:
-        results = self._session.run(None, {self.input_name: features.astype(self._dtype)})
+        results = self._session.run(None, {self.input_name: features.astype(self.input_dtype)})
         if len(results) >= 2 and _is_label_output(results[0]):
             return self._classifier(results[1])
         return dense_output(self.descriptor, results[0])

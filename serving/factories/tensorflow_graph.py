@@ -35,13 +35,13 @@ class TensorFlowGraphModel(Model):
         input_tensor = graph.get_tensor_by_name(_tensor(input_name))
         output_tensor = graph.get_tensor_by_name(_tensor(output_name))
         self._fn = wrapped.prune(input_tensor, output_tensor)
-        self._dtype = input_tensor.dtype.as_numpy_dtype
+        self.input_dtype = np.dtype(input_tensor.dtype.as_numpy_dtype)
         width = input_tensor.shape[-1] if input_tensor.shape.rank else None
         self.n_features = int(width) if width is not None else _matmul_width(graph_def, input_name)
         self.input_name, self.output_name = input_name, output_name
 
     def _predict(self, features: np.ndarray) -> RawPrediction:
-        output = self._fn(tf.constant(features.astype(self._dtype))).numpy()
+        output = self._fn(tf.constant(features.astype(self.input_dtype))).numpy()
         return dense_output(self.descriptor, output)
 
     def close(self) -> None:

@@ -52,7 +52,7 @@ class TensorFlowSavedModel(Model):
                     f"model {descriptor.name!r}: signature {key!r} has no output {self.output_name!r}"
                 )
             self.signature = key
-            self._dtype = spec.dtype.as_numpy_dtype
+            self.input_dtype = np.dtype(spec.dtype.as_numpy_dtype)
             width = spec.shape[-1] if spec.shape.rank else None
             self.n_features = int(width) if width is not None else None
         except BaseException:
@@ -60,7 +60,7 @@ class TensorFlowSavedModel(Model):
             raise
 
     def _predict(self, features: np.ndarray) -> RawPrediction:
-        result = self._fn(**{self.input_name: tf.constant(features.astype(self._dtype))})
+        result = self._fn(**{self.input_name: tf.constant(features.astype(self.input_dtype))})
         return dense_output(self.descriptor, result[self.output_name].numpy())
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.errors import ConfigError, ServingError
+from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
 from serving.processes import pid_alive, port_open, terminate
 
@@ -26,8 +27,8 @@ log = get_logger("kafka.broker")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_JARS = PROJECT_ROOT / ".cache" / "jars" / "kafka"
 DEFAULT_STATE = PROJECT_ROOT / ".cache" / "kafka"
-#: Inline models approach 1 MB; leave room for the envelope.
-MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+#: The broker accepts what the jobs write and the topics hold (``KafkaSettings.max_message_bytes``).
+MAX_MESSAGE_BYTES: int = KafkaSettings.model_fields["max_message_bytes"].default
 
 LOG4J2 = """\
 status = warn

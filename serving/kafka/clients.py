@@ -39,7 +39,8 @@ def check_reachable(settings: KafkaSettings, timeout: float = 5.0) -> None:
 def ensure_topics(settings: KafkaSettings, partitions: int | None = None) -> dict[str, str]:
     """Create every topic of ``settings.topics`` that does not exist yet; returns role -> topic.
 
-    The stats topic is compacted (``cleanup.policy=compact``): the jobs key each
+    Every topic takes messages up to ``settings.max_message_bytes`` (the jobs'
+    producers are set to the same limit). The stats topic is compacted (``cleanup.policy=compact``): the jobs key each
     snapshot by data type, model version and instance, so it keeps the newest
     snapshot of each and a reader from the beginning gets the current stats
     quickly. Every other topic uses the delete policy. Existing topics are left
@@ -54,7 +55,7 @@ def ensure_topics(settings: KafkaSettings, partitions: int | None = None) -> dic
     for role, topic in settings.topics.all().items():
         if topic in existing:
             continue
-        config = TOPIC_CONFIG.get(role, {})
+        config = {"max.message.bytes": str(settings.max_message_bytes), **TOPIC_CONFIG.get(role, {})}
         wanted.append(
             NewTopic(topic, num_partitions=partitions or settings.partitions, replication_factor=1, config=config)
         )
@@ -76,7 +77,7 @@ def producer(settings: KafkaSettings, **overrides: Any):
         **settings.librdkafka_config(),
         "enable.idempotence": True,
         "linger.ms": 5,
-        "message.max.bytes": 2 * 1024 * 1024,
+        "message.max.bytes": settings.max_message_bytes,
         **overrides,
     }
     return Producer(config)

@@ -13,16 +13,19 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.errors import ConfigError
+from serving.settings import config_error
 
 CONFIG_ENV = "MODELSERVING_KAFKA_CONFIG"
 
 
 class Topics(BaseModel, frozen=True):
     """Topic names; data and models are inputs, the rest outputs."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     data: str = "wine-data"
     models: str = "models"
@@ -44,7 +47,12 @@ class KafkaSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="MODELSERVING_KAFKA_", env_nested_delimiter="__", frozen=True, extra="forbid"
+        env_prefix="MODELSERVING_KAFKA_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        # A misspelt key's error must not print its value: it may be the password.
+        hide_input_in_errors=True,
     )
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -63,6 +71,10 @@ class KafkaSettings(BaseSettings):
     transaction_timeout_ms: int = Field(300_000, ge=1_000)
     #: Inline models above this many bytes are published by reference instead.
     inline_model_max_bytes: int = Field(900_000, ge=1)
+    #: The largest message the job writes and the topics it creates accept: the sinks'
+    #: ``max.request.size`` and every topic's ``max.message.bytes``, set together. The local
+    #: broker's ``message.max.bytes`` is the same. Dead letters are cut to fit under it.
+    max_message_bytes: int = Field(2 * 1024 * 1024, ge=64 * 1024)
     extra: dict[str, str] = {}
 
     @classmethod
@@ -86,9 +98,7 @@ class KafkaSettings(BaseSettings):
             merged = _merge(_merge(file_values, env_values), explicit)
             return cls.model_validate(merged) if merged else from_env
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"invalid Kafka setting {where}: {first['msg']}") from exc
+            raise config_error(exc, "Kafka setting") from exc
 
     def java_properties(self) -> dict[str, str]:
         """Client properties for Java clients (the Flink connector)."""
@@ -134,6 +144,7 @@ class KafkaSettings(BaseSettings):
             "MODELSERVING_KAFKA_GROUP_ID": self.group_id,
             "MODELSERVING_KAFKA_TRANSACTIONAL_ID_PREFIX": self.transactional_id_prefix,
             "MODELSERVING_KAFKA_TRANSACTION_TIMEOUT_MS": str(self.transaction_timeout_ms),
+            "MODELSERVING_KAFKA_MAX_MESSAGE_BYTES": str(self.max_message_bytes),
             "MODELSERVING_KAFKA_TOPICS": self.topics.model_dump_json(),
         }
         optional = {

@@ -316,8 +316,8 @@ def test_template_placeholders_are_all_known():
     values = yaml.safe_load((cluster.CONF_TEMPLATE_DIR / "config.yaml").read_text()).values()
     names = {name for value in values for name in re.findall(r"\$\{(\w+)\}", str(value))}
     assert names == {
-        "LOG_DIR", "PID_DIR", "RPC_PORT", "REST_PORT", "JOBMANAGER_MEMORY", "SLOTS", "TASKMANAGER_MEMORY",
-        "CHECKPOINT_DIR", "SAVEPOINT_DIR", "PYTHON", "CONNECTOR_JAR",
+        "LOG_DIR", "PID_DIR", "RPC_PORT", "REST_PORT", "REST_BIND_ADDRESS", "JOBMANAGER_MEMORY", "SLOTS",
+        "TASKMANAGER_MEMORY", "CHECKPOINT_DIR", "SAVEPOINT_DIR", "PYTHON", "CONNECTOR_JAR",
     }  # fmt: skip
     assert Path(cluster.flink_home() / "bin" / "start-cluster.sh").is_file()
 

@@ -9,9 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving import wine
-from serving.codecs import decode_record, encode_record, record_features
-from serving.errors import RecordDecodeError
+from serving.codecs import check_timestamp, dead_letter, decode_record, encode_record, record_features
+from serving.errors import EmptyRecordError, MissingFeatureError, RecordDecodeError, TimestampRangeError
 from serving.pb.wine_record_pb2 import WineRecord
+
+
+def _complete(**fields) -> bytes:
+    """A record with every feature set (zeros too), then ``fields`` over them."""
+    record = WineRecord(id="x", data_type="wine", **dict.fromkeys(wine.RECORD_FIELDS, 0.0))
+    for name, value in fields.items():
+        setattr(record, name, value)
+    return record.SerializeToString()
 
 
 def test_round_trip_keeps_every_feature():
@@ -29,7 +37,7 @@ def test_round_trip_keeps_every_feature():
         (WineRecord(data_type="wine").SerializeToString(), "no id"),
         (WineRecord(id="x", data_type="").SerializeToString(), "bad data type"),
         (WineRecord(id="x", data_type="Wine Red\x00").SerializeToString(), "bad data type"),
-        (WineRecord(id="x", data_type="wine", alcohol=math.nan).SerializeToString(), "non-finite alcohol"),
+        (_complete(alcohol=math.nan), "non-finite alcohol"),
         (b"\x0a" + b"\x01a" + b"\x00" * 70000, "cap"),
     ],
 )
@@ -48,3 +56,66 @@ def test_random_bytes_never_escape_as_other_errors(payload):
     # What proto3 accepts must still be meaningful.
     assert record.id and record.data_type and record.data_type == record.data_type.lower()
     assert all(math.isfinite(v) for v in record_features(record))
+
+
+def test_zero_features_travel_and_decode_as_present():
+    record = decode_record(encode_record("z", [0.0] * wine.N_FEATURES, ts=1))
+    assert record_features(record) == [0.0] * wine.N_FEATURES
+
+
+@pytest.mark.parametrize("missing", ["fixed_acidity", "citric_acid", "alcohol"])
+def test_a_record_missing_a_feature_is_refused_naming_it(missing):
+    record = WineRecord.FromString(encode_record("m", wine.PROBE_ROW, ts=1))
+    record.ClearField(missing)
+    with pytest.raises(MissingFeatureError, match=f"lacks {missing}$"):
+        decode_record(record.SerializeToString())
+
+
+def test_a_truncated_record_that_still_parses_is_refused():
+    """The defect: 23 bytes of a record parsed, the rest counted as 0.0, and it was scored."""
+    full = encode_record("t-1", wine.PROBE_ROW, ts=1_700_000_000_000)
+    parsing = []
+    for length in range(1, len(full)):
+        try:
+            WineRecord.FromString(full[:length])  # protobuf itself accepts a cut at a field boundary
+        except Exception:
+            continue
+        parsing.append(full[:length])
+    assert len(parsing) >= 10
+    for cut in parsing:
+        with pytest.raises(RecordDecodeError):
+            decode_record(cut)
+
+
+def test_an_empty_message_is_refused_as_an_empty_record():
+    with pytest.raises(EmptyRecordError, match="tombstone"):
+        decode_record(b"")
+
+
+@pytest.mark.parametrize("ts", [-1, 2**63 - 1, 32_503_680_000_000])
+def test_timestamps_out_of_range_are_refused(ts):
+    with pytest.raises(TimestampRangeError, match="out of range"):
+        check_timestamp(ts, 3_600_000, now=1_700_000_000_000)
+
+
+def test_the_future_bound_holds_at_the_skew_and_can_be_switched_off():
+    now = 1_700_000_000_000
+    check_timestamp(now + 3_600_000, 3_600_000, now=now)
+    with pytest.raises(TimestampRangeError):
+        check_timestamp(now + 3_600_001, 3_600_000, now=now)
+    check_timestamp(32_503_680_000_000, 0, now=now)  # year 3000: a replay may carry it
+    with pytest.raises(TimestampRangeError):
+        check_timestamp(2**63 - 1, 0, now=now)  # past year 9999 never
+
+
+def test_a_dead_letter_keeps_a_bounded_prefix_with_size_and_digest():
+    import hashlib
+
+    payload = bytes(range(256)) * 6000  # 1.5 MB
+    letter = dead_letter("data", "record too large", "too big", payload, max_payload_bytes=1000)
+    assert letter.payload == payload[:1000]
+    assert letter.payload_truncated
+    assert letter.payload_size == len(payload)
+    assert letter.payload_sha256 == hashlib.sha256(payload).hexdigest()
+    small = dead_letter("data", "x", "x", b"abc", max_payload_bytes=1000)
+    assert small.payload == b"abc" and not small.payload_truncated and small.payload_size == 3

@@ -35,6 +35,9 @@ class SizeRecorder:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
+    def unfit_rows(self, features: np.ndarray) -> np.ndarray:
+        return np.zeros(len(features), dtype=bool)
+
     def score_batch(self, features: np.ndarray) -> BatchScores:
         self.calls.append(len(features))
         return BatchScores(features[:, 0].astype(np.float64), None, (), 1)
@@ -57,6 +60,9 @@ class FakeTimerService:
 
     def register_event_time_timer(self, t: int) -> None:
         self.event.append(t)
+
+    def current_watermark(self) -> int:
+        return -(2**63)
 
     def register_processing_time_timer(self, t: int) -> None:
         self.processing.append(t)
@@ -98,19 +104,44 @@ def test_a_fired_slot_is_asked_for_again_by_a_late_record():
     assert ctx.timers.event == [100, END_OF_INPUT, 100]
 
 
-def test_idle_flush_timer_is_asked_for_once_per_100_ms_slot(monkeypatch):
+def test_the_idle_timer_flushes_only_a_quiet_key_and_never_past_the_model_delay(monkeypatch):
+    """While records arrive, an idle-flush timer only moves on; once the key is quiet it flushes to now - delay.
+
+    The defect it replaces: a processing-time timer per 100 ms slot while records
+    flowed, each flushing every buffered record with the wall clock's models, so
+    the event-time rule was bypassed all the time, not only when the data was quiet.
+    """
     from pyflink.datastream import TimeDomain
 
     import flink_jobs.serving_function as serving_function
 
-    clock = iter([1_000, 1_010, 1_050, 1_150])
-    monkeypatch.setattr(serving_function, "now_ms", lambda: next(clock))
-    timers = FlushTimers(ServingOptions(batch_wait_ms=10, idle_flush_ms=200))
+    now = {"t": 1_000}
+    monkeypatch.setattr(serving_function, "now_ms", lambda: now["t"])
+    timers = FlushTimers(ServingOptions(batch_wait_ms=10, idle_flush_ms=200, max_model_delay_ms=50))
     ctx = FakeContext("wine", TimeDomain.PROCESSING_TIME)
-    for ts in [1, 2, 3, 4]:
-        timers.request(ctx, ts)
-    # 1_000 -> 1_200; 1_010 and 1_050 share the slot 1_300; 1_150 -> 1_400
-    assert ctx.timers.processing == [slot(1_200, 100), slot(1_210, 100), slot(1_350, 100)]
+    for t in [1_000, 1_010, 1_050, 1_150]:
+        now["t"] = t
+        timers.request(ctx, t)
+    assert ctx.timers.processing == [slot(1_200, 100)]  # one timer while it is pending
+    now["t"] = 1_200
+    assert timers.fired(ctx, 1_200) is None  # a record arrived at 1_150: not idle
+    assert ctx.timers.processing == [1_200, slot(1_350, 100)]
+    now["t"] = 1_400
+    bounds = timers.fired(ctx, 1_400)
+    assert bounds == serving_function.FlushBounds(1_350, 1_350, False)
+
+
+def test_event_time_flushes_wait_for_the_model_delay():
+    from pyflink.datastream import TimeDomain
+
+    from flink_jobs.serving_function import FlushBounds
+
+    timers = FlushTimers(ServingOptions(batch_wait_ms=100, max_model_delay_ms=500))
+    ctx = FakeContext("wine", TimeDomain.EVENT_TIME)
+    timers.request(ctx, 1_030)
+    assert ctx.timers.event == [1_600, END_OF_INPUT]  # slot(1_030 + 500)
+    assert timers.fired(ctx, 1_600) == FlushBounds(1_100, 1_100, False)
+    assert timers.fired(ctx, END_OF_INPUT) == FlushBounds(END_OF_INPUT, END_OF_INPUT, True)
 
 
 class CountingListState(FakeListState):

@@ -10,7 +10,14 @@ from pyflink.datastream import TimeDomain
 
 from flink_jobs.keyed import ModelServingKeyed
 from flink_jobs.partitioned import ModelServingPartitioned
-from flink_jobs.serving_function import METRIC_GROUP, RecordBuffer, ServingMetrics, report_stats, score_buffer
+from flink_jobs.serving_function import (
+    METRIC_GROUP,
+    FlushBounds,
+    RecordBuffer,
+    ServingMetrics,
+    report_stats,
+    score_buffer,
+)
 from flink_jobs.tags import DEAD_LETTERS, STATS
 from serving.codecs import encode_record
 from serving.factories import descriptor_from_path
@@ -190,7 +197,12 @@ def test_score_buffer_counts_records_dead_letters_and_scoring_time(wine_data):
     options = ServingOptions(early_records="drop")
     out = list(
         score_buffer(
-            RecordBuffer(buffer, FakeValueState()), 100, {"wine": [(1, model)]}, tracker, options, False, metrics
+            RecordBuffer(buffer, FakeValueState()),
+            FlushBounds(100, 100, False),
+            {"wine": [(1, model)]},
+            tracker,
+            options,
+            metrics,
         )
     )
     results = [o for o in out if not isinstance(o, tuple)]
@@ -257,7 +269,7 @@ def test_the_passthrough_validates_like_the_serving_jobs_and_counts_dead_letters
     from flink_jobs.jobs import PASSTHROUGH_MODEL, Passthrough
     from serving.pb.serving_result_pb2 import ServingResult
 
-    passthrough = Passthrough()
+    passthrough = Passthrough(ServingOptions())
     context = FakeRuntimeContext()
     passthrough.open(context)
     garbage = b"\xff not a record"

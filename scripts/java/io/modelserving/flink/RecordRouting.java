@@ -14,110 +14,40 @@ import org.apache.flink.types.Row;
  * ({@code buckets == 0}) or by {@code crc32(id) % buckets}, as Python's {@code zlib.crc32} computes
  * it. Bytes that are not a parsable record are passed on unchanged with an empty key and {@code ts =
  * Long.MIN_VALUE} (which never moves a watermark): the serving function dead-letters them with the
- * reason. As in protobuf, the last occurrence of a field wins.
+ * reason. A {@code ts} outside the {@link EventTimeRange} keeps its key but also travels as {@code
+ * Long.MIN_VALUE}, so a record from year 3000 cannot move the watermark for good. As in protobuf,
+ * the last occurrence of a field wins.
  */
 public final class RecordRouting implements MapFunction<byte[], Row> {
 
-    private static final long serialVersionUID = 1L;
+    private static final long serialVersionUID = 2L;
 
     private final int buckets;
+    private final EventTimeRange range;
 
-    /** @param buckets 0 to key by data type, else the number of hash buckets of the record id */
-    public RecordRouting(int buckets) {
+    /**
+     * @param buckets 0 to key by data type, else the number of hash buckets of the record id
+     * @param maxFutureSkewMs how far ahead of the wall clock a ts may be (0: up to year 9999)
+     */
+    public RecordRouting(int buckets, long maxFutureSkewMs) {
         if (buckets < 0) {
             throw new IllegalArgumentException("buckets must be 0 or more");
         }
         this.buckets = buckets;
+        this.range = new EventTimeRange(maxFutureSkewMs);
     }
 
     @Override
     public Row map(byte[] payload) {
-        String id = "";
-        String dataType = "";
-        long ts = 0L;
+        WireScan fields;
         try {
-            int pos = 0;
-            while (pos < payload.length) {
-                long tag = 0;
-                int shift = 0;
-                while (true) {
-                    byte b = payload[pos++];
-                    tag |= (long) (b & 0x7F) << shift;
-                    if ((b & 0x80) == 0) {
-                        break;
-                    }
-                    shift += 7;
-                    if (shift > 63) {
-                        throw new IllegalArgumentException("varint too long");
-                    }
-                }
-                int field = (int) (tag >>> 3);
-                int wireType = (int) (tag & 7);
-                if (field == 0) {
-                    throw new IllegalArgumentException("field number 0");
-                }
-                switch (wireType) {
-                    case 0: {
-                        long value = 0;
-                        shift = 0;
-                        while (true) {
-                            byte b = payload[pos++];
-                            value |= (long) (b & 0x7F) << shift;
-                            if ((b & 0x80) == 0) {
-                                break;
-                            }
-                            shift += 7;
-                            if (shift > 63) {
-                                throw new IllegalArgumentException("varint too long");
-                            }
-                        }
-                        if (field == 3) {
-                            ts = value;
-                        }
-                        break;
-                    }
-                    case 1:
-                        pos += 8;
-                        break;
-                    case 2: {
-                        long length = 0;
-                        shift = 0;
-                        while (true) {
-                            byte b = payload[pos++];
-                            length |= (long) (b & 0x7F) << shift;
-                            if ((b & 0x80) == 0) {
-                                break;
-                            }
-                            shift += 7;
-                            if (shift > 63) {
-                                throw new IllegalArgumentException("varint too long");
-                            }
-                        }
-                        if (length < 0 || pos + length > payload.length) {
-                            throw new IllegalArgumentException("truncated");
-                        }
-                        if (field == 1) {
-                            id = new String(payload, pos, (int) length, StandardCharsets.UTF_8);
-                        } else if (field == 2) {
-                            dataType = new String(payload, pos, (int) length, StandardCharsets.UTF_8);
-                        }
-                        pos += (int) length;
-                        break;
-                    }
-                    case 5:
-                        pos += 4;
-                        break;
-                    default:
-                        throw new IllegalArgumentException("wire type " + wireType);
-                }
-                if (pos > payload.length) {
-                    throw new IllegalArgumentException("truncated");
-                }
-            }
-        } catch (RuntimeException e) {
-            // ArrayIndexOutOfBounds (truncated varint) included: Python decodes and dead-letters it.
+            fields = WireScan.of(payload, 3);
+        } catch (IllegalArgumentException e) {
             return Row.of("", Row.of("", "", Long.MIN_VALUE, payload));
         }
+        String id = fields.string(1);
+        String dataType = fields.string(2);
+        long ts = range.orNone(fields.varint(3));
         return Row.of(key(id, dataType), Row.of(dataType, id, ts, payload));
     }
 
