@@ -24,8 +24,7 @@ from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from tests.cluster.conftest import Publisher, kafka_config_file
 from tests.flink.conftest import model
-from tests.integration.conftest import read_all
-from tests.integration.test_kafka_jobs import send, wait_for_event
+from tests.support.kafka import read_all, send, wait_for_event
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from serving.kafka.broker import LocalBroker
-from serving.kafka.clients import consumer, ensure_topics
+from serving.kafka.clients import ensure_topics
 from serving.kafka.settings import KafkaSettings, Topics
 
 pytestmark = pytest.mark.kafka
@@ -36,28 +36,3 @@ def kafka_settings(broker) -> KafkaSettings:
     )
     ensure_topics(settings)
     return settings
-
-
-def read_all(settings: KafkaSettings, topic: str, expected: int | None = None, timeout: float = 30.0) -> list[bytes]:
-    """Every committed message of ``topic`` (read_committed), waiting up to ``timeout`` for ``expected``."""
-    import time
-
-    reader = consumer(settings, group_id=f"reader-{uuid.uuid4().hex[:8]}")
-    reader.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    idle_since = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            message = reader.poll(0.5)
-            if message is None or message.error():
-                if expected is None and values and time.monotonic() - idle_since > 3:
-                    break
-                continue
-            values.append(message.value())
-            idle_since = time.monotonic()
-            if expected is not None and len(values) >= expected:
-                break
-    finally:
-        reader.close()
-    return values

@@ -12,7 +12,7 @@ from serving.kafka.broker import LocalBroker
 from serving.kafka.settings import KafkaSettings
 from serving.pb.serving_result_pb2 import ServingResult
 from tests.conftest import REFERENCE_MODELS
-from tests.integration.conftest import read_all
+from tests.support.kafka import read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
 

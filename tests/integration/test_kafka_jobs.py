@@ -22,30 +22,9 @@ from serving.kafka.clients import producer
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from tests.flink.conftest import model
-from tests.integration.conftest import read_all
+from tests.support.kafka import read_all, results, send, wait_for_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
-
-
-def send(settings, topic: str, messages: list[bytes], key: bytes = b"") -> None:
-    out = producer(settings)
-    for message in messages:
-        out.produce(topic, message, key=key or None)
-    out.flush(30)
-
-
-def wait_for_event(settings, version: str, timeout: float = 120) -> ModelEvent:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for raw in read_all(settings, settings.topics.model_events, timeout=3):
-            event = ModelEvent.FromString(raw)
-            if event.version == version:
-                return event
-    raise AssertionError(f"no model event for version {version} within {timeout}s")
-
-
-def results(settings, expected: int, timeout: float = 120) -> list[ServingResult]:
-    return [ServingResult.FromString(v) for v in read_all(settings, settings.topics.results, expected, timeout)]
 
 
 @pytest.mark.parametrize(("job", "parallelism"), [("keyed", 2), ("partitioned", 2)])

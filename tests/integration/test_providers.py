@@ -32,7 +32,7 @@ from serving.kafka.providers import (
 from serving.model import ModelType
 from serving.pb.serving_result_pb2 import ServingResult
 from tests.conftest import PMML_LINEAR, PMML_TREE, PROJECT_ROOT, REFERENCE_MODELS, TF_GRAPH, TF_SAVED
-from tests.integration.conftest import read_all
+from tests.support.kafka import read_all
 
 pytestmark = pytest.mark.kafka
 

@@ -8,16 +8,15 @@ dashboard is rendered in headless Chromium.
 from __future__ import annotations
 
 import collections
-import re
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.codecs import encode_record, now_ms
 from serving.jobprocess import LocalJob
+from serving.kafka.broker import free_port
 from serving.kafka.clients import consumer
 from serving.monitoring import stats_key
 from serving.pb.model_event_pb2 import ModelEvent
@@ -25,8 +24,8 @@ from serving.pb.model_stats_pb2 import ModelStats
 from serving.stats_service import ServerThread, StatsService
 from tests.flink.conftest import model
 from tests.integration.browser import headless_chromium
-from tests.integration.test_kafka_jobs import results, send, wait_for_event
 from tests.integration.test_stats_service import get, wait_for
+from tests.support.kafka import results, send, wait_for_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
 
@@ -49,17 +48,6 @@ def keyed_stats_records(settings) -> list[tuple[bytes, bytes]]:
     finally:
         reader.close()
     return records
-
-
-def flink_rest_url(log_dir: Path) -> str:
-    """The REST address of the job's MiniCluster, from its log."""
-    ports = re.findall(r"Rest endpoint listening at localhost:(\d+)", _read_logs(log_dir))
-    assert ports, f"no REST endpoint in the Flink log under {log_dir}"
-    return f"http://localhost:{ports[-1]}"
-
-
-def _read_logs(log_dir: Path) -> str:
-    return "".join(p.read_text(errors="replace") for p in sorted(log_dir.rglob("*")) if p.is_file())
 
 
 def flink_metrics(rest: str) -> dict[str, float | str]:
@@ -92,7 +80,7 @@ def stats_topic_policy(settings) -> str:
 
 def test_after_a_swap_the_stats_service_shows_the_new_model(kafka_settings, tmp_path, wine_data):
     server = ServerThread(StatsService(kafka_settings, metadata_interval=0.5)).start()
-    job = LocalJob(kafka_settings, "keyed", tmp_path, parallelism=1)
+    job = LocalJob(kafka_settings, "keyed", tmp_path, parallelism=1, rest_port=free_port())
     try:
         send(kafka_settings, kafka_settings.topics.models, [model("linear", "A", now_ms())], key=b"wine")
         assert wait_for_event(kafka_settings, "A").kind == ModelEvent.ACCEPTED
@@ -140,7 +128,7 @@ def test_after_a_swap_the_stats_service_shows_the_new_model(kafka_settings, tmp_
         assert scored == {"A": per_version["A"], "B": per_version["B"]}
 
         # The Python functions' Flink metrics, as Flink's REST API (and web UI) shows them.
-        rest = flink_rest_url(tmp_path / "flink-job")
+        rest = f"http://127.0.0.1:{job.rest_port}"
 
         def counted() -> bool:
             metrics = flink_metrics(rest)

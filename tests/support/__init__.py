@@ -1,0 +1,1 @@
+"""Helpers the test layers share; test modules import these, never each other."""
