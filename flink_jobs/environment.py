@@ -11,11 +11,9 @@ from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
 from serving.errors import ConfigError
+from serving.paths import CONNECTOR_DIR, SERVING_JAR
 from serving.settings import JobSettings
 from serving.uris import as_uri
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CONNECTOR_DIR = PROJECT_ROOT / ".cache" / "jars" / "connector"
 
 
 def connector_jar() -> Path:
@@ -28,8 +26,6 @@ def connector_jar() -> Path:
 
 #: PyFlink's switch between loopback and process Python workers on a MiniCluster.
 PYTHON_WORKERS_ENV = "_python_worker_execution_mode"
-
-SERVING_JAR = PROJECT_ROOT / ".cache" / "jars" / "serving" / "modelserving-flink.jar"
 
 
 def serving_jar() -> Path:

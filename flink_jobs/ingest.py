@@ -69,7 +69,7 @@ def routed_records(
     Nothing is validated yet: bytes that are no record arrive with an empty
     key and ``ts`` ``Long.MIN_VALUE``, as do records whose ``ts`` is out of
     range, and the Python function that receives them dead-letters them
-    (:func:`serving.scoring.decode_data`).
+    (:func:`serving.core.scoring.decode_data`).
     """
     routing = get_gateway().jvm.io.modelserving.flink.RecordRouting(buckets, max_future_skew_ms)
     j_routed = raw._j_data_stream.map(routing, KEYED_RECORD_ROW.get_java_type_info())

@@ -33,14 +33,14 @@ from pyflink.datastream.connectors.kafka import (
 )
 
 from flink_jobs.tags import BYTES
-from serving.codecs import dead_letter_to_json, model_event_to_json, result_to_json
+from serving.codecs.records import dead_letter_to_json, model_event_to_json, result_to_json
+from serving.core.stats import ModelServingStats
 from serving.kafka.settings import KafkaSettings
-from serving.monitoring import event_key, stats_key
+from serving.observability.monitoring import event_key, stats_key
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
 from serving.pb.serving_result_pb2 import ServingResult
-from serving.stats import ModelServingStats
 
 #: The four outputs every job writes.
 OUTPUTS = ("results", "stats", "dead-letters", "model-events")

@@ -16,11 +16,11 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
+from flink_jobs.functions.base import ServingMetrics, validated
+from flink_jobs.functions.keyed import ModelServingKeyed
+from flink_jobs.functions.partitioned import MODELS, ModelServingPartitioned
 from flink_jobs.ingest import keyed_by_first_field, routed_models, routed_records
 from flink_jobs.io import JobIO
-from flink_jobs.keyed import ModelServingKeyed
-from flink_jobs.partitioned import MODELS, ModelServingPartitioned
-from flink_jobs.serving_function import ServingMetrics, validated
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, RECORD_ROW, STATS
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.settings import JobSettings, ServingOptions

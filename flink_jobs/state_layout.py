@@ -28,8 +28,8 @@ LAYOUT_FILE = Path(__file__).with_name("state_layout.json")
 JOBS = ("keyed", "partitioned")
 #: Per job: the uid of its stateful serving operator and the module whose module-level descriptors it uses.
 STATEFUL_OPERATORS = {
-    "keyed": ("serve-keyed", "flink_jobs.keyed"),
-    "partitioned": ("serve-partitioned", "flink_jobs.partitioned"),
+    "keyed": ("serve-keyed", "flink_jobs.functions.keyed"),
+    "partitioned": ("serve-partitioned", "flink_jobs.functions.partitioned"),
 }
 
 

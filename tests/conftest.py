@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from serving import wine
+from serving.records import wine
 
 REFERENCE_MODELS = wine.reference_dir() / "models"
 TF_GRAPH = REFERENCE_MODELS / "optimized_WineQuality.pb"

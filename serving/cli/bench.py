@@ -1,4 +1,4 @@
-"""``modelserving bench``: the end-to-end benchmark, Kafka -> job -> Kafka (see :mod:`serving.bench`)."""
+"""``modelserving bench``: the end-to-end benchmark, Kafka -> job -> Kafka (see :mod:`serving.bench.run`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from serving.errors import ConfigError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``bench``."""
-    from serving.bench import CONFIGS
+    from serving.bench.run import CONFIGS
 
     bench = subparsers.add_parser(
         "bench",
@@ -67,7 +67,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     """Run the chosen configurations with live progress; print the table; exit 1 if any check failed."""
     from rich.console import Console
 
-    from serving.bench import (
+    from serving.bench.run import (
         BenchError,
         BenchPlan,
         machine_info,
@@ -77,9 +77,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
         run_bench,
         write_markdown,
     )
-    from serving.kafka.broker import LocalBroker
     from serving.kafka.clients import check_reachable
     from serving.kafka.settings import KafkaSettings
+    from serving.ops.broker import LocalBroker
 
     configs = parse_only(args.only)
     plan = BenchPlan(
@@ -156,7 +156,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
 def _table(results):
     from rich.table import Table
 
-    from serving.bench import COLUMNS
+    from serving.bench.run import COLUMNS
 
     table = Table(title="End to end, Kafka -> job -> Kafka")
     for column in COLUMNS:

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from serving.cli.kafka import add_kafka_args, kafka_settings_from_args
-from serving.cluster import (
+from serving.errors import ConfigError
+from serving.ops.cluster import (
     DEFAULT_REST_PORT,
     DEFAULT_RPC_PORT,
     DEFAULT_SAVEPOINTS,
@@ -31,7 +32,6 @@ from serving.cluster import (
     submit,
     upgrade,
 )
-from serving.errors import ConfigError
 
 #: ``cluster status`` exits with this when the cluster is stopped (0 when it runs), like ``kafka status``.
 EXIT_STOPPED = 3

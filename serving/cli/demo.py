@@ -15,14 +15,13 @@ import threading
 import time
 from pathlib import Path
 
-from serving import wine
 from serving.errors import ServingError
-from serving.kafka.broker import DEFAULT_STATE, PROJECT_ROOT, LocalBroker
 from serving.logs import get_logger
+from serving.ops.broker import DEFAULT_STATE, LocalBroker
+from serving.paths import DEMO_DIR
+from serving.records import wine
 
 log = get_logger("demo")
-
-DEMO_DIR = PROJECT_ROOT / ".cache" / "demo"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,10 +59,10 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the demo until ``--duration`` or Ctrl-C; always clean up what it started."""
     from rich.console import Console
 
-    from serving.jobprocess import LocalJob
     from serving.kafka.clients import ensure_topics
     from serving.kafka.providers import cycle_models, publish_data
     from serving.kafka.settings import KafkaSettings
+    from serving.ops.jobprocess import LocalJob
 
     console = Console(stderr=True)
     broker = LocalBroker(state_dir=args.state_dir)

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from serving import wine
 from serving.cli.models import parse_model_spec
 from serving.errors import ConfigError
+from serving.records import wine
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,8 +45,8 @@ def run_job(args: argparse.Namespace) -> int:
     from flink_jobs.environment import create_environment
     from flink_jobs.io import CollectionIO, read_json_lines
     from flink_jobs.jobs import JOB_NAMES, build_job
-    from serving.codecs import encode_record, now_ms
-    from serving.factories import descriptor_from_path
+    from serving.codecs.records import encode_record, now_ms
+    from serving.formats import descriptor_from_path
     from serving.settings import JobSettings, ServingOptions, config_error
 
     if args.swap_every < 1:

@@ -7,8 +7,8 @@ import typing
 from pathlib import Path
 
 from serving.errors import ConfigError
-from serving.kafka.broker import DEFAULT_STATE, LocalBroker
 from serving.kafka.settings import CONFIG_ENV, KafkaSettings
+from serving.ops.broker import DEFAULT_STATE, LocalBroker
 
 #: ``kafka status`` exits with this when the broker is stopped (0 when it runs).
 EXIT_STOPPED = 3

@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from serving import wine
+from serving.core.model import Model, ModelType
 from serving.errors import ConfigError, ModelLoadError
-from serving.factories import TYPE_NAMES, descriptor_from_path, load_model, parse_model_type, resolve_artifact
-from serving.model import Model, ModelType
+from serving.formats import TYPE_NAMES, descriptor_from_path, load_model, parse_model_type, resolve_artifact
+from serving.records import wine
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -156,11 +156,11 @@ def run_bench_models(args: argparse.Namespace) -> int:
 
 
 def _load_for_bench(path: Path, model_type: int, engine: str | None) -> Model:
-    """The model at ``path``; a PMML one on the given engine (see ``serving.factories.pmml``)."""
+    """The model at ``path``; a PMML one on the given engine (see ``serving.formats.pmml.model``)."""
     descriptor = descriptor_from_path(path, model_type)
     if engine is None:
         return load_model(descriptor)
-    from serving.factories.pmml import PmmlModel
+    from serving.formats.pmml.model import PmmlModel
 
     return PmmlModel(descriptor, resolve_artifact(descriptor), engine=engine)
 

@@ -15,12 +15,12 @@ import time
 from collections import deque
 from pathlib import Path
 
-from serving import wine
 from serving.cli.kafka import add_kafka_args, kafka_settings_from_args
 from serving.cli.models import parse_metadata
 from serving.errors import ConfigError
-from serving.factories import TYPE_NAMES
+from serving.formats import TYPE_NAMES
 from serving.kafka.settings import KafkaSettings
+from serving.records import wine
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -175,7 +175,7 @@ def run_publish_data(args: argparse.Namespace) -> int:
 
 def run_publish_model(args: argparse.Namespace) -> int:
     """Publish one model; one line says what went where."""
-    from serving.factories import parse_model_type
+    from serving.formats import parse_model_type
     from serving.kafka.providers import publish_model
 
     metadata = parse_metadata(args.metadata)
@@ -231,7 +231,7 @@ def run_results_tail(args: argparse.Namespace) -> int:
     # closing(): on Ctrl-C the consumer is closed here, not whenever the generator is collected.
     with closing(results):
         if args.json or not sys.stdout.isatty():
-            from serving.codecs import result_to_json
+            from serving.codecs.records import result_to_json
 
             count = 0
             for result in results:
@@ -284,7 +284,7 @@ def _live_table(results, topic: str) -> int:
 
 
 def _published_line(descriptor, settings: KafkaSettings) -> str:
-    from serving.model import ModelType
+    from serving.core.model import ModelType
 
     if descriptor.WhichOneof("content") == "data":
         how = f"inline, {len(descriptor.data):,} bytes"

@@ -44,8 +44,8 @@ def run_train(args: argparse.Namespace) -> int:
     """
     # Keep TensorFlow's C++ log lines out of the progress output unless asked for.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from serving.training import MANIFEST_NAME, train_models
-    from serving.wine import reference_csv
+    from serving.records.wine import reference_csv
+    from serving.training.examples import MANIFEST_NAME, train_models
 
     data = args.data if args.data is not None else reference_csv()
     started = time.perf_counter()

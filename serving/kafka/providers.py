@@ -25,16 +25,16 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from serving import wine
-from serving.codecs import DATA_TYPE_PATTERN, encode_record, now_ms
+from serving.codecs.records import DATA_TYPE_PATTERN, encode_record, now_ms
+from serving.core.model import ModelDescriptor, ModelType
 from serving.errors import ConfigError, InputError, ServingError
-from serving.factories import TYPE_NAMES, descriptor_from_path, parse_model_type
+from serving.formats import TYPE_NAMES, descriptor_from_path, parse_model_type
 from serving.kafka.clients import consumer, producer
 from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
-from serving.model import ModelDescriptor, ModelType
 from serving.pb.serving_result_pb2 import ServingResult
-from serving.training import MANIFEST_NAME
+from serving.records import wine
+from serving.training.examples import MANIFEST_NAME
 
 log = get_logger("kafka.providers")
 
@@ -112,7 +112,7 @@ def publish_data(
 
     Args:
         settings: Where to publish.
-        csv_path: A wine CSV (see :func:`serving.wine.read_wine_csv`).
+        csv_path: A wine CSV (see :func:`serving.records.wine.read_wine_csv`).
         rate: Records per second; 0 sends as fast as the producer takes them.
         count: Records to send; None sends every row once.
         data_type: The records' data type (a lower-case name).

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from serving.cluster import STATE_ENV, ClusterError, ClusterOptions, FlinkRest, LocalCluster
-from serving.codecs import encode_record, now_ms
-from serving.kafka.broker import LocalBroker, free_port
+from serving.codecs.records import encode_record, now_ms
 from serving.kafka.clients import producer
 from serving.kafka.settings import KafkaSettings
+from serving.ops.broker import LocalBroker, free_port
+from serving.ops.cluster import STATE_ENV, ClusterError, ClusterOptions, FlinkRest, LocalCluster
 from tests.integration.conftest import kafka_settings  # noqa: F401 - the fixture, with topics unique per test
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]

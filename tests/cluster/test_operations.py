@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from serving import wine
-from serving.cluster import JOB_NAMES, local_path
-from serving.codecs import now_ms
-from serving.kafka.broker import free_port
+from serving.codecs.records import now_ms
+from serving.ops.broker import free_port
+from serving.ops.cluster import JOB_NAMES, local_path
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
+from serving.records import wine
 from tests.cluster.conftest import Publisher, kafka_config_file
 from tests.flink.conftest import model
 from tests.support.kafka import read_all, send, wait_for_event

@@ -13,8 +13,8 @@ import collections
 
 import pytest
 
-from serving.codecs import decode_record, record_features
-from serving.factories import load_model, parse_descriptor
+from serving.codecs.records import decode_record, record_features
+from serving.formats import load_model, parse_descriptor
 from tests.flink.conftest import T0, model, records, run_bounded
 
 pytestmark = pytest.mark.flink

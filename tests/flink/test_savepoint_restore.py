@@ -15,7 +15,7 @@ from flink_jobs.control import stop_with_savepoint
 from flink_jobs.environment import create_environment
 from flink_jobs.io import FileIO, read_json_lines, write_base64_lines
 from flink_jobs.jobs import JOB_NAMES, build_job
-from serving.codecs import now_ms
+from serving.codecs.records import now_ms
 from serving.settings import JobSettings, ServingOptions
 from tests.flink.conftest import model, records, wait_for
 

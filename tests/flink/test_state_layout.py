@@ -13,7 +13,7 @@ import pytest
 
 from flink_jobs import state_layout
 from flink_jobs.jobs import JOB_NAMES
-from serving import cluster
+from serving.ops import cluster
 
 pytestmark = pytest.mark.flink
 

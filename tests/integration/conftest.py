@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from serving.kafka.broker import LocalBroker
 from serving.kafka.clients import ensure_topics
 from serving.kafka.settings import KafkaSettings, Topics
+from serving.ops.broker import LocalBroker
 
 pytestmark = pytest.mark.kafka
 

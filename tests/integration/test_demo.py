@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from serving.jobprocess import child_environment
-from serving.kafka.broker import LocalBroker
 from serving.kafka.settings import KafkaSettings
+from serving.ops.broker import LocalBroker
+from serving.ops.jobprocess import child_environment
 from serving.pb.serving_result_pb2 import ServingResult
 from tests.conftest import REFERENCE_MODELS
 from tests.support.kafka import read_all

@@ -1,7 +1,7 @@
 """Both jobs on a real broker: Kafka in, Kafka out, exactly once, and a model swap mid-stream.
 
 The job runs as ``python -m flink_jobs.main`` in its own process group
-(``serving.jobprocess.LocalJob``), as the demo and a crash would have it;
+(``serving.ops.jobprocess.LocalJob``), as the demo and a crash would have it;
 results are read with read_committed.
 """
 
@@ -15,12 +15,12 @@ import time
 import pytest
 
 from flink_jobs.control import latest_checkpoint
-from serving import wine
-from serving.codecs import encode_record, now_ms
-from serving.jobprocess import LocalJob, child_environment
+from serving.codecs.records import encode_record, now_ms
 from serving.kafka.clients import producer
+from serving.ops.jobprocess import LocalJob, child_environment
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
+from serving.records import wine
 from tests.flink.conftest import model
 from tests.support.kafka import read_all, results, send, wait_for_event
 
@@ -123,9 +123,9 @@ def test_job_with_broker_down_at_start_fails_with_one_line(tmp_path):
 
 
 def test_broker_lost_mid_run_the_job_recovers_and_loses_nothing(tmp_path, wine_data):
-    from serving.kafka.broker import LocalBroker
     from serving.kafka.clients import ensure_topics
     from serving.kafka.settings import KafkaSettings
+    from serving.ops.broker import LocalBroker
 
     local = LocalBroker(state_dir=tmp_path / "kafka")
     status = local.start(port=0)

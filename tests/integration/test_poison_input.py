@@ -19,11 +19,11 @@ import time
 
 import pytest
 
-from serving.codecs import encode_record, now_ms
-from serving.factories import descriptor_from_path
-from serving.jobprocess import LocalJob
-from serving.kafka.broker import free_port
-from serving.model import ModelType
+from serving.codecs.records import encode_record, now_ms
+from serving.core.model import ModelType
+from serving.formats import descriptor_from_path
+from serving.ops.broker import free_port
+from serving.ops.jobprocess import LocalJob
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult

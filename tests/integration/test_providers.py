@@ -14,11 +14,10 @@ import uuid
 
 import pytest
 
-from serving import wine
 from serving.cli import main
-from serving.codecs import decode_record
-from serving.factories import TYPE_NAMES, parse_descriptor
-from serving.kafka.broker import LocalBroker
+from serving.codecs.records import decode_record
+from serving.core.model import ModelType
+from serving.formats import TYPE_NAMES, parse_descriptor
 from serving.kafka.clients import consumer, producer
 from serving.kafka.providers import (
     InlineModelTooLarge,
@@ -29,8 +28,9 @@ from serving.kafka.providers import (
     publish_model,
     tail_results,
 )
-from serving.model import ModelType
+from serving.ops.broker import LocalBroker
 from serving.pb.serving_result_pb2 import ServingResult
+from serving.records import wine
 from tests.conftest import PMML_LINEAR, PMML_TREE, PROJECT_ROOT, REFERENCE_MODELS, TF_GRAPH, TF_SAVED
 from tests.support.kafka import read_all
 
@@ -354,7 +354,7 @@ def test_cli_kafka_start_status_stop(tmp_path, capsys):
 def test_a_cluster_id_that_starts_with_a_dash_still_formats(tmp_path, monkeypatch):
     import uuid
 
-    import serving.kafka.broker as broker_module
+    import serving.ops.broker as broker_module
 
     # 0xF8 makes the base64url id start with "-", which StorageTool took for a flag.
     dashed = uuid.UUID(bytes=b"\xf8" + b"\x01" * 15)

@@ -1,6 +1,6 @@
 """End to end: a serving job on Kafka, a model swap, and the stats service answering about it.
 
-The job runs as ``python -m flink_jobs.main`` (``serving.jobprocess.LocalJob``);
+The job runs as ``python -m flink_jobs.main`` (``serving.ops.jobprocess.LocalJob``);
 the stats service reads the stats and model-events topics the job writes; the
 dashboard is rendered in headless Chromium.
 """
@@ -14,14 +14,14 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving.codecs import encode_record, now_ms
-from serving.jobprocess import LocalJob
-from serving.kafka.broker import free_port
+from serving.codecs.records import encode_record, now_ms
 from serving.kafka.clients import consumer
-from serving.monitoring import stats_key
+from serving.observability.monitoring import stats_key
+from serving.observability.service import ServerThread, StatsService
+from serving.ops.broker import free_port
+from serving.ops.jobprocess import LocalJob
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
-from serving.stats_service import ServerThread, StatsService
 from tests.flink.conftest import model
 from tests.integration.browser import headless_chromium
 from tests.integration.test_stats_service import get, wait_for

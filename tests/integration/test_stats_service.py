@@ -13,14 +13,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.cli import main as cli_main
-from serving.kafka.broker import LocalBroker, free_port
+from serving.core.model import ModelType
 from serving.kafka.clients import ensure_topics, producer
 from serving.kafka.settings import KafkaSettings, Topics
-from serving.model import ModelType
-from serving.monitoring import event_key, stats_key
+from serving.observability.monitoring import event_key, stats_key
+from serving.observability.service import ServerThread, StatsService
+from serving.ops.broker import LocalBroker, free_port
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
-from serving.stats_service import ServerThread, StatsService
 
 pytestmark = pytest.mark.kafka
 

@@ -20,9 +20,9 @@ import time
 
 import pytest
 
-from serving.codecs import encode_record, now_ms
-from serving.jobprocess import LocalJob
+from serving.codecs.records import encode_record, now_ms
 from serving.kafka.clients import producer
+from serving.ops.jobprocess import LocalJob
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from tests.flink.conftest import model

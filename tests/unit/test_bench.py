@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving import wine
-from serving.bench import (
+from serving.bench.run import (
     CONFIGS,
     SECTION_BEGIN,
     SECTION_END,
@@ -23,9 +22,10 @@ from serving.bench import (
     score_messages,
     throughput,
 )
-from serving.codecs import encode_record
+from serving.codecs.records import encode_record
+from serving.core.model import Model, ModelDescriptor, ModelType, RawPrediction, classify
 from serving.errors import ConfigError, EmptyInputError
-from serving.model import Model, ModelDescriptor, ModelType, RawPrediction, classify
+from serving.records import wine
 
 # --- percentile (nearest rank)
 
@@ -82,7 +82,7 @@ def test_throughput_of_bursts_uses_first_and_last_stamp():
 
 
 def test_steady_throughput_leaves_out_a_slow_start_and_end():
-    from serving.bench import steady_throughput
+    from serving.bench.run import steady_throughput
 
     warm_up = [0] * 10  # ten results at 0 ms, then 80 at one per ms from 1,000 ms, then 10 at 5,000 ms
     steady = list(range(1_000, 1_080))
@@ -241,7 +241,7 @@ def test_score_messages_scores_a_batch_in_one_call_and_skips_what_does_not_decod
 
 
 def test_sweep_pairs_parse_and_bad_ones_are_one_line_errors():
-    from serving.bench import parse_sweep
+    from serving.bench.run import parse_sweep
 
     assert parse_sweep("100:5, 1000:10") == [(100, 5), (1000, 10)]
     for bad in ["", "100", "100:x", "0:10", "10:0", "1:2:3"]:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from pypmml import Model as PypmmlModel
 
-from serving import wine
 from serving.cli import main
+from serving.records import wine
 from tests.conftest import PMML_LINEAR, TF_GRAPH
 
 

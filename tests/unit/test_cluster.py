@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving import cluster
 from serving.cli import main
-from serving.cluster import (
+from serving.errors import ConfigError
+from serving.kafka.settings import KafkaSettings, Topics
+from serving.ops import cluster
+from serving.ops.broker import free_port
+from serving.ops.cluster import (
     ClusterOptions,
     ClusterUnreachable,
     FlinkRest,
@@ -25,9 +28,6 @@ from serving.cluster import (
     SavepointError,
     Submission,
 )
-from serving.errors import ConfigError
-from serving.kafka.broker import free_port
-from serving.kafka.settings import KafkaSettings, Topics
 
 JOB = "0123456789abcdef0123456789abcdef"
 
@@ -323,5 +323,7 @@ def test_template_placeholders_are_all_known():
 
 
 def test_cluster_control_never_imports_pyflink():
-    code = "import sys, serving.cluster, serving.cli.cluster; print(any(m.startswith('pyflink') for m in sys.modules))"
+    code = (
+        "import sys, serving.ops.cluster, serving.cli.cluster; print(any(m.startswith('pyflink') for m in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving import wine
-from serving.codecs import check_timestamp, dead_letter, decode_record, encode_record, record_features
+from serving.codecs.records import check_timestamp, dead_letter, decode_record, encode_record, record_features
 from serving.errors import EmptyRecordError, MissingFeatureError, RecordDecodeError, TimestampRangeError
 from serving.pb.wine_record_pb2 import WineRecord
+from serving.records import wine
 
 
 def _complete(**fields) -> bytes:

@@ -7,6 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from serving.core.model import ModelDescriptor, ModelType
 from serving.errors import (
     ChecksumMismatch,
     CorruptModelError,
@@ -17,9 +18,8 @@ from serving.errors import (
     ServingError,
     UnknownModelType,
 )
-from serving.factories import descriptor_from_path, load_model, parse_descriptor, parse_model_type, restore
-from serving.model import ModelDescriptor, ModelType
-from serving.wine import read_wine_csv
+from serving.formats import descriptor_from_path, load_model, parse_descriptor, parse_model_type, restore
+from serving.records.wine import read_wine_csv
 from tests.conftest import PMML_FOREST, PMML_LINEAR, TF_GRAPH, TF_SAVED
 
 WEIGHTS = np.arange(1, 12, dtype=np.float32) / 100.0
@@ -197,7 +197,7 @@ def test_errors_are_serving_errors_with_reasons():
 def test_saved_model_archive_is_reproducible(monkeypatch):
     import time as time_module
 
-    from serving.factories import archive_directory
+    from serving.formats import archive_directory
 
     first = archive_directory(TF_SAVED)
     real = time_module.time

@@ -1,4 +1,4 @@
-"""serving.monitoring: merging stats snapshots, model status, history, series, malformed input."""
+"""serving.observability.monitoring: merging stats snapshots, model status, history, series, malformed input."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from serving.model import ModelType
-from serving.monitoring import (
+from serving.core.model import ModelType
+from serving.core.stats import ModelServingStats
+from serving.observability.monitoring import (
     ACCEPTED,
     REJECTED,
     RETIRED,
@@ -23,7 +24,6 @@ from serving.monitoring import (
 )
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
-from serving.stats import ModelServingStats
 
 
 def snap(

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from serving.factories import descriptor_from_path, load_model
-from serving.model import ModelType
+from serving.core.model import ModelType
+from serving.formats import descriptor_from_path, load_model
 from tests.conftest import PMML_FOREST, PMML_LINEAR
 
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving import wine
 from serving.cli import main
+from serving.core.model import BatchScores, ModelDescriptor, ModelType
 from serving.errors import ConfigError, ModelLoadError
-from serving.factories import descriptor_from_path, load_model, resolve_artifact
-from serving.factories.pmml import ENGINE_ENV, PmmlModel
-from serving.factories.pmml_compiled import NotCompilable, compile_pmml
-from serving.model import BatchScores, ModelDescriptor, ModelType
-from serving.training import train_models
+from serving.formats import descriptor_from_path, load_model, resolve_artifact
+from serving.formats.pmml.compiled import NotCompilable, compile_pmml
+from serving.formats.pmml.model import ENGINE_ENV, PmmlModel
+from serving.records import wine
+from serving.training.examples import train_models
 from tests.conftest import PMML_FILES, PMML_FOREST, PMML_LINEAR, PMML_TREE
 
 TOLERANCE = 1e-9
@@ -70,7 +70,7 @@ def test_reference_pmml_compiles_and_matches_pypmml_on_every_row(path, wine_data
 
 @pytest.fixture(scope="module")
 def trained_pmml(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The PMML files ``serving.training`` writes with nyoka (trained once for this module)."""
+    """The PMML files ``serving.training.examples`` writes with nyoka (trained once for this module)."""
     out = tmp_path_factory.mktemp("trained")
     artifacts = train_models(wine.reference_csv(), out, seed=7, epochs=1)
     paths = [a.path for a in artifacts if a.model_type == "pmml"]
@@ -213,7 +213,7 @@ def test_engine_defaults_to_numpy_and_the_environment_can_force_pypmml(monkeypat
 
 
 def test_the_engine_is_logged_once_at_load(caplog):
-    with caplog.at_level("INFO", logger="modelserving.factories.pmml"):
+    with caplog.at_level("INFO", logger="modelserving.formats.pmml.model"):
         _pmml(PMML_LINEAR)
     records = [r for r in caplog.records if r.getMessage() == "pmml engine"]
     assert len(records) == 1 and records[0].engine == "numpy"

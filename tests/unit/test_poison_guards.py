@@ -77,7 +77,7 @@ def test_a_local_minicluster_serves_rest_on_loopback_only():
 def test_the_local_standalone_cluster_binds_rest_to_loopback(tmp_path):
     import yaml
 
-    from serving.cluster import ClusterOptions, LocalCluster
+    from serving.ops.cluster import ClusterOptions, LocalCluster
 
     conf_dir = LocalCluster(tmp_path / "state").configure(ClusterOptions())
     conf = yaml.safe_load((conf_dir / "config.yaml").read_text())
@@ -95,8 +95,8 @@ def test_a_dead_letter_cap_over_the_topics_limit_is_refused():
 
 
 def test_a_float32_model_refuses_values_it_cannot_hold():
-    from serving.factories import descriptor_from_path, load_model
-    from serving.model import ModelType
+    from serving.core.model import ModelType
+    from serving.formats import descriptor_from_path, load_model
     from tests.conftest import TF_GRAPH
 
     model = load_model(descriptor_from_path(TF_GRAPH, ModelType.TENSORFLOW))

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 from pypmml import Model as PypmmlModel
 
-from serving import wine
-from serving.factories import descriptor_from_path, load_model
-from serving.model import ModelType
+from serving.core.model import ModelType
+from serving.formats import descriptor_from_path, load_model
+from serving.records import wine
 from tests.conftest import PMML_FILES, PMML_FOREST, TF_GRAPH, TF_SAVED
 
 

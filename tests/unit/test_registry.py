@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.factories import descriptor_from_path
-from serving.model import ModelType
+from serving.core.admission import ModelCache
+from serving.core.model import ModelType
+from serving.formats import descriptor_from_path
 from serving.pb.model_event_pb2 import ModelEvent
-from serving.registry import ModelCache
 from tests.conftest import PMML_FOREST, PMML_LINEAR
 
 

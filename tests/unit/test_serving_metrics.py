@@ -8,9 +8,7 @@ from types import SimpleNamespace
 import pytest
 from pyflink.datastream import TimeDomain
 
-from flink_jobs.keyed import ModelServingKeyed
-from flink_jobs.partitioned import ModelServingPartitioned
-from flink_jobs.serving_function import (
+from flink_jobs.functions.base import (
     METRIC_GROUP,
     FlushBounds,
     RecordBuffer,
@@ -18,14 +16,16 @@ from flink_jobs.serving_function import (
     report_stats,
     score_buffer,
 )
+from flink_jobs.functions.keyed import ModelServingKeyed
+from flink_jobs.functions.partitioned import ModelServingPartitioned
 from flink_jobs.tags import DEAD_LETTERS, STATS
-from serving.codecs import encode_record
-from serving.factories import descriptor_from_path
-from serving.model import ModelType
+from serving.codecs.records import encode_record
+from serving.core.admission import ModelCache
+from serving.core.model import ModelType
+from serving.core.scoring import StatsTracker, decode_buffer
+from serving.formats import descriptor_from_path
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
-from serving.registry import ModelCache
-from serving.scoring import StatsTracker, decode_buffer
 from serving.settings import ServingOptions
 from tests.conftest import PMML_LINEAR
 

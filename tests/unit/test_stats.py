@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from serving.stats import ModelServingStats
+from serving.core.stats import ModelServingStats
 
 
 def fresh(**kw) -> ModelServingStats:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from serving.core.timeline import assign
 from serving.pb.wine_record_pb2 import WineRecord
-from serving.timeline import assign
 
 
 def recs(*ts):

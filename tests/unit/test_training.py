@@ -1,4 +1,4 @@
-"""`serving.training` and `modelserving train`: every export scores like its source, reproducibly."""
+"""`serving.training.examples` and `modelserving train`: every export scores like its source, reproducibly."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving import wine
 from serving.cli import main
 from serving.errors import ConfigError, EmptyInputError, InputError
-from serving.factories import TYPE_NAMES, descriptor_from_path, load_model, parse_model_type
-from serving.training import MANIFEST_NAME, TrainedArtifact, train_models
+from serving.formats import TYPE_NAMES, descriptor_from_path, load_model, parse_model_type
+from serving.records import wine
+from serving.training.examples import MANIFEST_NAME, TrainedArtifact, train_models
 
 SEED = 42
 EPOCHS = 5  # enough for a non-trivial MLP, small enough to keep the module fast
@@ -209,8 +209,8 @@ def test_same_seed_reproduces_every_artifact(
         f"""
         import sys
         from pathlib import Path
-        from serving.training import train_models
-        from serving.wine import reference_csv
+        from serving.training.examples import train_models
+        from serving.records.wine import reference_csv
         train_models(reference_csv(), Path(sys.argv[1]), seed={SEED}, epochs={EPOCHS})
         """
     )

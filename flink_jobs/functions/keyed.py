@@ -1,0 +1,140 @@
+"""The keyed job: a KeyedCoProcessFunction keeps the model per data type in keyed state.
+
+Topology::
+
+    data ──route (JVM)──► event time (JVM) ──key_by(data_type)──┐
+                                                                ├─► ModelServingKeyed ─► results
+    models ─decode─► event time ──key_by(data_type)─────────────┘      side: stats, dead letters, events
+
+State per data type (bytes and one count, never pickled objects):
+
+* ``current-model``: ``Model.to_bytes()`` of the serving model (descriptor + artifact);
+* ``pending-models``: accepted models whose ``created_at`` the watermark has not passed;
+* ``record-buffer``: records waiting for the watermark (or for a first model), as
+  ``serving.core.scoring.buffer_entry`` (ts + WineRecord bytes), in arrival order;
+* ``buffer-scored``: how many leading entries of ``record-buffer`` are scored already;
+* ``model-stats``: ModelStatsList bytes: the stats of the serving model;
+* ``scored-times``: ScoredTimes bytes: recent scored event times, to report late models.
+"""
+
+from __future__ import annotations
+
+from pyflink.common import Types
+from pyflink.datastream.functions import KeyedCoProcessFunction, RuntimeContext
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+
+from flink_jobs.functions.base import ServingFunctionBase
+from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
+from serving.core.model import Model
+from serving.logs import get_logger
+from serving.pb.model_event_pb2 import ModelEvent
+from serving.settings import ServingOptions
+
+log = get_logger("keyed")
+
+CURRENT_MODEL = ValueStateDescriptor("current-model", BYTES)
+PENDING_MODELS = ListStateDescriptor("pending-models", BYTES)
+RECORD_BUFFER = ListStateDescriptor("record-buffer", BYTES)
+BUFFER_SCORED = ValueStateDescriptor("buffer-scored", Types.LONG())
+MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
+SCORED_TIMES = ValueStateDescriptor("scored-times", BYTES)
+
+
+class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
+    """Scores records (input 1) with the model for their data type (input 2).
+
+    Contract:
+      * A model is admitted on arrival (decoded, built, probed): the outcome is
+        a model event, and a rejection also a dead letter. A rejected model
+        never replaces the serving one.
+      * A record is scored by the latest accepted model with
+        ``created_at <= record.ts``, once the watermark has passed both by
+        ``max_model_delay_ms``. A model that arrives later than that is
+        reported as ``LATE_MODEL`` with the number of records it missed; one
+        older than the serving model never serves.
+      * Every record ends as exactly one result or one dead letter.
+      * After a restore, models are rebuilt from state bytes; no model needs
+        to be sent again.
+    """
+
+    def __init__(self, options: ServingOptions) -> None:
+        self.options = options
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        """Bind state, build the model cache and register the metrics."""
+        self.bind(runtime_context, RECORD_BUFFER, BUFFER_SCORED, MODEL_STATS, SCORED_TIMES)
+        self.current = runtime_context.get_state(CURRENT_MODEL)
+        self.pending = runtime_context.get_list_state(PENDING_MODELS)
+
+    def process_element1(self, value, ctx):
+        """A data record: validate it, then buffer it until the watermark passes it."""
+        yield from self.take_record(value, ctx)
+
+    def process_element2(self, value, ctx):
+        """A model: admit it now; it serves from its ``created_at`` on."""
+        self.metrics.capture_scope()
+        current = self._current_model()
+        pending = self._pending_models()
+        admission = self.cache.admit(
+            bytes(value.payload),
+            known=[m for m in [current, *pending] if m is not None],
+            previous_version=current.version if current else "",
+        )
+        _log_admission(admission.event, ctx.get_current_key())
+        yield MODEL_EVENTS, admission.event.SerializeToString()
+        if admission.dead_letter is not None:
+            self.metrics.dead_lettered()
+            yield DEAD_LETTERS, admission.dead_letter.SerializeToString()
+        if admission.accepted:
+            self.pending.add(admission.model.to_bytes())
+            self.timers.request(ctx, value.created_at)
+
+    def on_timer(self, timestamp: int, ctx):
+        """Apply due models and score due records, in event-time order."""
+        data_type = ctx.get_current_key()
+        bounds = self.timers.fired(ctx, timestamp)
+        tracker = self.tracker(f"key:{data_type}")
+        if bounds is not None:
+            current = self._current_model()
+            pending = sorted(self._pending_models(), key=_created_at)
+            due = [m for m in pending if _created_at(m) <= bounds.models_up_to]
+            # A due model older than the serving one came too late to serve at all.
+            newer = [m for m in due if current is None or _created_at(m) > _created_at(current)]
+            known = sorted([(_created_at(m), m) for m in [current, *due] if m is not None], key=lambda t: t[0])
+            timeline = ([(-(2**63), current)] if current else []) + [(_created_at(m), m) for m in newer]
+            yield from self.flush(ctx, bounds, {data_type: timeline}, {data_type: known}, tracker)
+            if due:
+                serving = current
+                if newer:
+                    # Only the newest due model serves on; earlier ones already retired while scoring.
+                    serving = newer[-1]
+                    for model in newer:
+                        log.info(
+                            "model swapped in",
+                            extra={"data_type": data_type, "model": model.name, "version": model.version},
+                        )
+                    for message in tracker.started(serving, _created_at(serving)):
+                        yield STATS, message.SerializeToString()
+                    self.current.update(serving.to_bytes())
+                waiting = [m for m in pending if m not in due]
+                self.pending.update([m.to_bytes() for m in waiting])
+                self.cache.retain([m for m in [serving, *waiting] if m is not None])
+        yield from self.finish_timer(ctx, tracker, bounds)
+
+    def _current_model(self) -> Model | None:
+        raw = self.current.value()
+        return self.cache.restored(bytes(raw)) if raw is not None else None
+
+    def _pending_models(self) -> list[Model]:
+        return [self.cache.restored(bytes(raw)) for raw in self.pending.get() or []]
+
+
+def _created_at(model: Model) -> int:
+    return model.descriptor.created_at
+
+
+def _log_admission(event: ModelEvent, key: str) -> None:
+    log.info(
+        f"model {ModelEvent.Kind.Name(event.kind).lower()}",
+        extra={"data_type": key, "model": event.name, "version": event.version, "reason": event.reason or "-"},
+    )

@@ -1,0 +1,277 @@
+"""Scoring buffered records and keeping stats: the work both Flink jobs share. Flink-free.
+
+A Flink function keeps records and models in state, and when the watermark
+(or the idle-flush timer) says records are due it calls :func:`score_due`
+with them and the model timeline of each data type. What comes back are
+plain protobuf messages for the main output and the side outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from serving.codecs.records import check_timestamp, dead_letter, decode_record, features_matrix, now_ms, results_for
+from serving.core.admission import model_key
+from serving.core.model import Model
+from serving.core.stats import ModelServingStats
+from serving.core.timeline import assign
+from serving.errors import InputError, InputRangeError, ServingError
+from serving.pb.dead_letter_pb2 import DeadLetter
+from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
+from serving.pb.serving_result_pb2 import ServingResult
+from serving.pb.wine_record_pb2 import WineRecord
+from serving.records import wine
+from serving.settings import ServingOptions
+
+NO_MODEL = "no model"
+
+
+@dataclass
+class Scored:
+    """The outcome of scoring due records."""
+
+    results: list[ServingResult] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: (model, records scored, total duration ns), one per batch call
+    batches: list[tuple[Model, int, int]] = field(default_factory=list)
+    #: records kept for a model still to come (hold mode, no model yet)
+    held: list[WineRecord] = field(default_factory=list)
+
+
+#: First byte of a buffer entry: 0 is never the first byte of a WineRecord (field number 0 is invalid).
+_ENTRY_MARK = b"\x00"
+
+
+def buffer_entry(ts: int, payload: bytes) -> bytes:
+    """A record as a buffer keeps it: a mark, its ``ts`` (8 bytes) and its WineRecord bytes.
+
+    The timestamp up front lets a flush find the due records without
+    decoding the ones that must wait.
+    """
+    return _ENTRY_MARK + ts.to_bytes(8, "big", signed=True) + bytes(payload)
+
+
+def entry_ts(entry: bytes) -> int:
+    """The ``ts`` of a buffer entry (older buffers kept bare WineRecord bytes: parsed)."""
+    if entry[:1] == _ENTRY_MARK:
+        return int.from_bytes(entry[1:9], "big", signed=True)
+    return WineRecord.FromString(bytes(entry)).ts
+
+
+def decode_buffer(entries: Iterable[bytes]) -> list[WineRecord]:
+    """Records kept in state; they were validated on the way in, so they are only parsed again."""
+    return [WineRecord.FromString(bytes(e[9:]) if e[:1] == _ENTRY_MARK else bytes(e)) for e in entries]
+
+
+def score_due(
+    records: Sequence[WineRecord],
+    timelines: Mapping[str, Sequence[tuple[int, Model]]],
+    *,
+    hold: bool,
+    max_held: int,
+    end_of_input: bool = False,
+    batch_size: int = 0,
+    records_up_to: int = 2**63 - 1,
+    max_hold_ms: int = 0,
+    max_payload_bytes: int = ServingOptions().dead_letter_max_payload_bytes,
+) -> Scored:
+    """Score ``records`` by the event-time rule of :mod:`serving.core.timeline`.
+
+    Records whose data type has no model yet are held (``hold``, up to
+    ``max_held``; the oldest overflow is dead-lettered) or dead-lettered as
+    ``no model``. A held record whose ``ts + max_hold_ms`` the flush bound
+    ``records_up_to`` has passed is dead-lettered too (``max_hold_ms`` 0: no
+    time bound). Each model's records go to ``score_batch`` in batches of at
+    most ``batch_size`` (0: all at once); a row whose values do not fit the
+    model's input type is dead-lettered, the rest of its batch is scored. At
+    ``end_of_input`` nothing more can arrive, so held records are
+    dead-lettered too: nothing is lost silently.
+    """
+    out = Scored()
+    by_type: dict[str, list[WineRecord]] = {}
+    for record in records:
+        by_type.setdefault(record.data_type, []).append(record)
+    for data_type, group in by_type.items():
+        timeline = timelines.get(data_type, ())
+        assignment = assign(group, timeline, hold=hold)
+        for model, run in assignment.runs:
+            step = batch_size or len(run)
+            for start in range(0, len(run), step):
+                _score_batch(model, run[start : start + step], out, max_payload_bytes)
+        unserved = assignment.unserved
+        reason = f"{NO_MODEL} for data type {data_type!r}"
+        if hold and not timeline and not end_of_input:
+            expired = [r for r in unserved if max_hold_ms and r.ts <= records_up_to - max_hold_ms]
+            waiting = [r for r in unserved if not (max_hold_ms and r.ts <= records_up_to - max_hold_ms)]
+            overflow = max(0, len(waiting) - max_held)
+            out.held.extend(waiting[overflow:])
+            _no_model(expired, f"{reason} within {max_hold_ms} ms", out, max_payload_bytes)
+            reason = f"{NO_MODEL}: hold buffer for {data_type!r} is full ({max_held} records)"
+            unserved = waiting[:overflow]
+        _no_model(unserved, reason, out, max_payload_bytes)
+    return out
+
+
+def _no_model(records: Sequence[WineRecord], reason: str, out: Scored, max_payload_bytes: int) -> None:
+    out.dead_letters.extend(
+        dead_letter(
+            "data",
+            NO_MODEL,
+            reason,
+            r.SerializeToString(),
+            data_type=r.data_type,
+            record_id=r.id,
+            max_payload_bytes=max_payload_bytes,
+        )
+        for r in records
+    )
+
+
+def _score_batch(model: Model, batch: list[WineRecord], out: Scored, max_payload_bytes: int) -> None:
+    features = features_matrix(batch)
+    unfit = model.unfit_rows(features)
+    if unfit.any():
+        for i in np.flatnonzero(unfit):
+            column = int(np.flatnonzero(~model.fits(features[i]))[0])
+            problem = InputRangeError(
+                f"{wine.RECORD_FIELDS[column]} = {features[i, column]:g} does not fit the {model.input_dtype} "
+                f"input of model {model.name}:{model.version}"
+            )
+            out.dead_letters.append(_scoring_dead_letter(batch[i], problem, max_payload_bytes))
+        keep = np.flatnonzero(~unfit)
+        batch, features = [batch[i] for i in keep], features[keep]
+        if not batch:
+            return
+    try:
+        scores = model.score_batch(features)
+    except ServingError as exc:
+        out.dead_letters.extend(_scoring_dead_letter(r, exc, max_payload_bytes) for r in batch)
+        return
+    out.results.extend(results_for(model, batch, scores))
+    out.batches.append((model, len(batch), scores.duration_ns))
+
+
+def _scoring_dead_letter(record: WineRecord, exc: ServingError, max_payload_bytes: int) -> DeadLetter:
+    return dead_letter(
+        "scoring",
+        exc.reason,
+        str(exc),
+        record.SerializeToString(),
+        data_type=record.data_type,
+        record_id=record.id,
+        max_payload_bytes=max_payload_bytes,
+    )
+
+
+def decode_data(payload: bytes, options: ServingOptions | None = None) -> WineRecord | DeadLetter:
+    """A valid record, or a dead letter with the reason and the original bytes (their prefix, when large).
+
+    Valid means: within ``options.max_record_bytes``, a complete record (see
+    :func:`serving.codecs.records.decode_record`), and a ``ts`` in range
+    (:func:`serving.codecs.records.check_timestamp`).
+    """
+    options = options or ServingOptions()
+    try:
+        record = decode_record(payload, max_bytes=options.max_record_bytes)
+        check_timestamp(record.ts, options.max_future_skew_ms, f"record {record.id!r} ts")
+    except InputError as exc:
+        return dead_letter(
+            "data", exc.reason, str(exc), payload, max_payload_bytes=options.dead_letter_max_payload_bytes
+        )
+    return record
+
+
+class StatsTracker:
+    """Stats of each model an instance serves, with the emission rule.
+
+    Stats are emitted (returned as ``ModelStats`` messages) when a model starts
+    and stops serving its data type, every ``every_records`` records, when
+    ``every_seconds`` have passed since the last emission (checked on
+    :meth:`scored` and :meth:`emit_due`), and on request. The tracker loads
+    from and saves to ``ModelStatsList`` bytes, so a Flink function can keep it
+    in one ValueState; the time of the last emission travels with it (as each
+    entry's ``emitted_at``), so the time rule holds across timer calls.
+
+    Attributes:
+        starts: models that started serving since this tracker was built.
+        unreported: records were accounted for since the last emission of all
+            stats; a caller should come back (:meth:`emit_due`) later.
+    """
+
+    def __init__(self, instance: str, every_records: int, every_seconds: float, saved: bytes | None) -> None:
+        self.instance = instance
+        self.every_records = every_records
+        self.every_ms = int(every_seconds * 1000)
+        entries = ModelStatsList.FromString(bytes(saved)).stats if saved else []
+        self.stats: dict[str, ModelServingStats] = {}
+        for entry in entries:
+            stats = ModelServingStats.from_proto(entry)
+            self.stats["\x1f".join((stats.data_type, stats.name, stats.version))] = stats
+        self._last_emit_ms = max((e.emitted_at for e in entries), default=0) or now_ms()
+        self.starts = 0
+        self.unreported = False
+
+    @staticmethod
+    def key(model: Model) -> str:
+        """The state key of a model's stats."""
+        return "\x1f".join(model_key(model))
+
+    def started(self, model: Model, since_ms: int) -> list[ModelStats]:
+        """``model`` now serves its data type: retire the others of that type."""
+        emitted = []
+        for key in [k for k, s in self.stats.items() if s.data_type == model.data_type]:
+            if key != self.key(model):
+                emitted.append(self._message(self.stats.pop(key)))
+        if self.key(model) not in self.stats:
+            self.stats[self.key(model)] = self._fresh(model, since_ms)
+            self.starts += 1
+            emitted.append(self._message(self.stats[self.key(model)]))
+        return emitted
+
+    def scored(self, model: Model, count: int, duration_ns: int) -> list[ModelStats]:
+        """Account for a batch; returns the stats due for emission, if any."""
+        since = model.descriptor.created_at or now_ms()
+        emitted = self.started(model, since) if self.key(model) not in self.stats else []
+        stats = self.stats[self.key(model)]
+        before = stats.usage
+        stats.record(duration_ns, count)
+        crossed = self.every_records and before // self.every_records != stats.usage // self.every_records
+        if crossed or (self.every_ms and now_ms() - self._last_emit_ms >= self.every_ms):
+            emitted.extend(self.emit_all())
+        else:
+            self.unreported = True
+        return [m for m in emitted if m is not None]
+
+    def emit_due(self) -> list[ModelStats]:
+        """Every model's stats when ``every_seconds`` have passed since the last emission, else nothing."""
+        if self.every_ms and now_ms() - self._last_emit_ms >= self.every_ms:
+            return self.emit_all()
+        return []
+
+    def emit_all(self) -> list[ModelStats]:
+        """Current stats of every model, for periodic and end-of-input emission."""
+        self._last_emit_ms = now_ms()
+        self.unreported = False
+        return [self._message(s) for s in self.stats.values()]
+
+    def saved(self) -> bytes:
+        """The bytes to keep in state (a ``ModelStatsList``; ``emitted_at``: the last emission)."""
+        entries = []
+        for stats in self.stats.values():
+            entry = stats.to_proto()
+            entry.emitted_at = self._last_emit_ms
+            entries.append(entry)
+        return ModelStatsList(stats=entries).SerializeToString()
+
+    def _fresh(self, model: Model, since_ms: int) -> ModelServingStats:
+        stats = ModelServingStats.for_model(model.descriptor, since_ms)
+        stats.instance = self.instance
+        return stats
+
+    def _message(self, stats: ModelServingStats) -> ModelStats:
+        message = stats.to_proto()
+        message.emitted_at = now_ms()
+        return message
