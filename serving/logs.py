@@ -7,7 +7,6 @@ a model name or a record id holds.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import unicodedata
 
@@ -67,7 +66,9 @@ def configure(level: str | None = None) -> None:
     handler.setFormatter(KeyValueFormatter())
     root = logging.getLogger("modelserving")
     root.handlers[:] = [handler]
-    root.setLevel((level or os.environ.get("MODELSERVING_LOG_LEVEL", "INFO")).upper())
+    from serving.settings import environment
+
+    root.setLevel((level or environment().log_level).upper())
     root.propagate = False
 
 

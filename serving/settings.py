@@ -1,11 +1,18 @@
-"""Typed settings. Read from CLI flags, ``MODELSERVING_*`` environment variables or a file."""
+"""Typed settings. Read from CLI flags, ``MODELSERVING_*`` environment variables or a file.
+
+This module (and ``serving.kafka.settings`` for ``MODELSERVING_KAFKA_*``) is
+where the environment is read: :func:`environment` for the process-wide
+variables, nowhere else.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.errors import ConfigError
 
@@ -15,6 +22,52 @@ HIDE_INPUT = ConfigDict(hide_input_in_errors=True)
 #: 9999-12-31T23:59:59.999Z: no timestamp may lie beyond it, whatever the bounds, so
 #: event-time arithmetic (slots, delays, hold bounds) never overflows a Java long.
 MAX_TIMESTAMP_MS = 253_402_300_799_999
+
+
+class Environment(BaseSettings):
+    """The process-wide ``MODELSERVING_*`` variables (and ``JAVA_HOME``), read when asked for.
+
+    Attributes:
+        model_roots: ``MODELSERVING_MODEL_ROOTS``, ``:``-separated directories a
+            by-reference model may be loaded from (default: the working directory).
+        pmml_engine: ``MODELSERVING_PMML_ENGINE``: ``auto`` (NumPy where a model
+            compiles, else pypmml), ``numpy`` or ``pypmml``.
+        log_level: ``MODELSERVING_LOG_LEVEL`` (INFO).
+        debug: ``MODELSERVING_DEBUG``: CLI errors show their traceback.
+        jobmanager: ``MODELSERVING_JOBMANAGER``: ``host:port`` of the cluster the job commands use.
+        flink_state_dir: ``MODELSERVING_FLINK_STATE_DIR``: the local cluster's state directory.
+        kafka_config: ``MODELSERVING_KAFKA_CONFIG``: a TOML file with a ``[kafka]`` table.
+        java_home: ``JAVA_HOME``, when ``java`` is not on the PATH.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MODELSERVING_", extra="ignore", hide_input_in_errors=True)
+
+    model_roots: str | None = None
+    pmml_engine: str = "auto"
+    log_level: str = "INFO"
+    debug: bool = False
+    jobmanager: str | None = None
+    flink_state_dir: Path | None = None
+    kafka_config: Path | None = None
+    java_home: Path | None = Field(None, validation_alias=AliasChoices("JAVA_HOME"))
+
+    def model_root_paths(self) -> list[Path]:
+        """The model roots as paths: ``model_roots`` split on ``:``, or the working directory."""
+        if self.model_roots:
+            return [Path(p) for p in self.model_roots.split(os.pathsep) if p]
+        return [Path.cwd()]
+
+
+def environment() -> Environment:
+    """The environment as it is now.
+
+    Raises:
+        ConfigError: a variable holds a value its setting refuses (named, its value not shown).
+    """
+    try:
+        return Environment()
+    except ValidationError as exc:
+        raise config_error(exc, "environment variable MODELSERVING_") from exc
 
 
 def config_error(exc: ValidationError, what: str = "setting") -> ConfigError:

@@ -14,6 +14,7 @@ import sys
 
 from serving import logs
 from serving.errors import ServingError
+from serving.settings import environment
 
 #: Subcommand modules, in the order ``--help`` lists them.
 _COMMAND_MODULES = ("demo", "models", "train", "jobs", "kafka", "publish", "stats", "cluster", "bench")
@@ -38,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _debug() -> bool:
+    """``MODELSERVING_DEBUG``: show tracebacks (a bad value of it counts as off)."""
+    try:
+        return environment().debug
+    except ServingError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ banner is noise here
@@ -47,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except ServingError as exc:
-        if os.environ.get("MODELSERVING_DEBUG"):
+        if _debug():
             raise
         print(f"modelserving {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

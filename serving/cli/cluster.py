@@ -8,7 +8,6 @@ cluster (``--jobmanager HOST:PORT``, default: the local one).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from serving.ops.cluster import (
     submit,
     upgrade,
 )
+from serving.settings import environment
 
 #: ``cluster status`` exits with this when the cluster is stopped (0 when it runs), like ``kafka status``.
 EXIT_STOPPED = 3
@@ -264,8 +264,9 @@ def jobmanager(args: argparse.Namespace) -> str:
     """``--jobmanager``, else ``$MODELSERVING_JOBMANAGER``, else the local cluster's REST address."""
     if args.jobmanager:
         return args.jobmanager
-    if os.environ.get(JOBMANAGER_ENV):
-        return os.environ[JOBMANAGER_ENV]
+    configured = environment().jobmanager
+    if configured:
+        return configured
     return LocalCluster(args.cluster_state).rest or f"localhost:{DEFAULT_REST_PORT}"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import importlib
 import io
-import os
 import tarfile
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from serving.errors import (
     ServingError,
     UnknownModelType,
 )
+from serving.settings import environment
 
 #: ModelType -> "module:Class"; the module is imported on first use only.
 _FACTORIES: dict[int, str] = {
@@ -44,6 +44,7 @@ TYPE_NAMES: dict[str, int] = {
     "onnx": ModelType.ONNX,
 }
 
+#: The variable naming the model roots (read through ``serving.settings.environment``).
 MODEL_ROOTS_ENV = "MODELSERVING_MODEL_ROOTS"
 
 
@@ -57,10 +58,7 @@ def parse_model_type(name: str) -> int:
 
 def default_model_roots() -> list[Path]:
     """Roots a by-reference model may live under: ``$MODELSERVING_MODEL_ROOTS`` or the cwd."""
-    raw = os.environ.get(MODEL_ROOTS_ENV)
-    if raw:
-        return [Path(p) for p in raw.split(os.pathsep) if p]
-    return [Path.cwd()]
+    return environment().model_root_paths()
 
 
 def factory_for(model_type: int) -> type[Model]:

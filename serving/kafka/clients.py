@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from serving.errors import ServingError
@@ -96,3 +99,76 @@ def consumer(settings: KafkaSettings, group_id: str | None = None, *, from_begin
         **overrides,
     }
     return Consumer(config)
+
+
+class KafkaReadError(ServingError):
+    """Reading a topic failed in a way retrying cannot cure (missing topic, authorization, a fatal error)."""
+
+    reason = "kafka read failed"
+
+
+def _permanent_errors() -> set[int]:
+    from confluent_kafka import KafkaError
+
+    return {
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+    }
+
+
+def poll_batches(
+    reader,
+    *,
+    max_batch: int = 1,
+    wait_s: float = 0.5,
+    stop: threading.Event | None = None,
+    idle_s: float | None = None,
+    until: float | None = None,
+) -> Iterator[list]:
+    """The one poll loop: batches of messages from ``reader`` (a confluent-kafka consumer) as they arrive.
+
+    Each poll waits up to ``wait_s`` for a first message, then takes what else
+    is buffered, up to ``max_batch`` in all, without waiting. An empty poll
+    yields ``[]``, so a caller can do periodic work. Messages that carry an
+    error are not yielded: transient ones (a broker restarting, a lost
+    connection, the end of a partition) are logged and waited out, and
+    permanent ones raise :class:`KafkaReadError`.
+
+    Ends when ``stop`` is set, ``idle_s`` seconds pass without a message, or
+    the ``time.monotonic()`` deadline ``until`` passes. The caller owns
+    ``reader`` and closes it.
+    """
+    from confluent_kafka import KafkaError
+
+    permanent = _permanent_errors()
+    last = time.monotonic()
+    while stop is None or not stop.is_set():
+        now = time.monotonic()
+        wait = wait_s
+        if idle_s is not None:
+            if now - last >= idle_s:
+                return
+            wait = min(wait, idle_s - (now - last))
+        if until is not None:
+            if now >= until:
+                return
+            wait = min(wait, until - now)
+        first = reader.poll(max(wait, 0.0))
+        if first is None:
+            yield []
+            continue
+        messages = [first, *(reader.consume(max_batch - 1, 0) if max_batch > 1 else [])]
+        batch = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                batch.append(message)
+            elif error.fatal() or error.code() in permanent:
+                raise KafkaReadError(f"reading {message.topic()} failed: {error.str()}")
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error, retrying", extra={"topic": message.topic(), "error": error.str()})
+        if batch:
+            last = time.monotonic()
+        yield batch

@@ -8,7 +8,6 @@ print as ``**********`` and are never logged.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.errors import ConfigError
-from serving.settings import config_error
+from serving.settings import config_error, environment
 
 CONFIG_ENV = "MODELSERVING_KAFKA_CONFIG"
 
@@ -84,7 +83,7 @@ class KafkaSettings(BaseSettings):
         Raises:
             ConfigError: the file cannot be read or a value is invalid.
         """
-        path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+        path = config_file or environment().kafka_config
         file_values: dict[str, Any] = {}
         if path is not None:
             try:

@@ -44,6 +44,7 @@ from serving.errors import ConfigError, ServingError
 from serving.logs import get_logger
 from serving.ops.processes import pid_alive, port_open, terminate
 from serving.paths import FLINK_STATE_DIR, JARS_DIR, PROJECT_ROOT, SAVEPOINTS_DIR
+from serving.settings import environment
 from serving.uris import as_uri, local_path
 
 log = get_logger("cluster")
@@ -155,7 +156,7 @@ def job_jars(jars_dir: Path = JARS_DIR) -> tuple[Path, list[Path]]:
 
 def default_state_dir() -> Path:
     """``$MODELSERVING_FLINK_STATE_DIR``, else ``.cache/flink``."""
-    return Path(os.environ[STATE_ENV]) if os.environ.get(STATE_ENV) else DEFAULT_STATE
+    return environment().flink_state_dir or DEFAULT_STATE
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -410,7 +411,7 @@ class LocalCluster:
             return current
         if current.jobmanager_pids or current.taskmanager_pids:
             raise ClusterError(f"{current.line()}: run `modelserving cluster stop` first")
-        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        if shutil.which("java") is None and environment().java_home is None:
             raise ClusterError("java not found on PATH: Flink needs Java 11 or newer (17 recommended)")
         for name, port in (("rest", options.rest_port), ("rpc", options.rpc_port)):
             if port_open("127.0.0.1", port):
@@ -762,7 +763,7 @@ def submit(
     rest.overview()  # fail fast, and clearly, when the cluster is down
     if submission.from_savepoint:
         _check_savepoint(submission.from_savepoint, rest.address, state)
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    if shutil.which("java") is None and environment().java_home is None:
         raise ClusterError("java not found on PATH: the flink client needs Java 11 or newer")
     (state / "log").mkdir(parents=True, exist_ok=True)
     cmd = flink_run_command(submission, rest.address, detached=detached)

@@ -9,7 +9,6 @@ fallback and the oracle the compiled engine is tested against.
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import numpy as np
@@ -20,11 +19,13 @@ from serving.errors import ConfigError, CorruptModelError, ModelLoadError, Model
 from serving.formats.common import feature_names
 from serving.formats.pmml.compiled import NotCompilable, compile_pmml, label_key
 from serving.logs import get_logger
+from serving.settings import environment
 
 log = get_logger("factories.pmml")
 
 #: Environment variable choosing the engine: ``auto`` (default: numpy if compilable, else pypmml),
 #: ``numpy`` (compiled only; a model it cannot compile fails to load) or ``pypmml``.
+#: The variable that chooses the engine (read through ``serving.settings.environment``).
 ENGINE_ENV = "MODELSERVING_PMML_ENGINE"
 ENGINES = ("auto", "numpy", "pypmml")
 
@@ -55,7 +56,7 @@ class PmmlModel(Model):
 
     def __init__(self, descriptor: ModelDescriptor, artifact: bytes, engine: str | None = None) -> None:
         super().__init__(descriptor, artifact)
-        requested = (engine or os.environ.get(ENGINE_ENV) or "auto").strip().lower()
+        requested = (engine or environment().pmml_engine or "auto").strip().lower()
         if requested not in ENGINES:
             raise ConfigError(f"PMML engine must be one of {', '.join(ENGINES)}, got {requested!r}")
         try:
