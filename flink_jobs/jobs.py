@@ -23,17 +23,7 @@ from flink_jobs.ingest import keyed_by_first_field, routed_models, routed_record
 from flink_jobs.io import JobIO
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, RECORD_ROW, STATS
 from serving.pb.serving_result_pb2 import ServingResult
-from serving.settings import JobSettings, ServingOptions
-
-#: Job names as Flink shows them.
-JOB_NAMES = {
-    "keyed": "ModelServingKeyedJob",
-    "partitioned": "ModelServingFlatJob",
-    "passthrough": "ModelServingPassthroughJob",
-}
-
-#: ``model_name`` of every result the passthrough job emits.
-PASSTHROUGH_MODEL = "passthrough"
+from serving.settings import PASSTHROUGH_MODEL, JobSettings, ServingOptions
 
 #: Savepoints map state to operator uids: every uid, by job, is recorded in state_layout.json
 #: (see docs/state-compatibility.md).

@@ -15,12 +15,12 @@ from pydantic import ValidationError
 from flink_jobs.control import latest_checkpoint
 from flink_jobs.environment import create_environment, kafka_jars
 from flink_jobs.io import KafkaIO
-from flink_jobs.jobs import JOB_NAMES, build_job
+from flink_jobs.jobs import build_job
 from serving import logs
 from serving.errors import ConfigError, ServingError
 from serving.kafka.clients import check_reachable
 from serving.kafka.settings import KafkaSettings
-from serving.settings import JobSettings, ServingOptions, config_error
+from serving.settings import JOB_NAMES, JobSettings, ServingOptions, config_error
 
 
 def parser() -> argparse.ArgumentParser:

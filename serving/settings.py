@@ -70,6 +70,18 @@ def environment() -> Environment:
         raise config_error(exc, "environment variable MODELSERVING_") from exc
 
 
+#: Job kinds and the names Flink shows for them. ``passthrough`` serves no model: one
+#: result per record, named ``PASSTHROUGH_MODEL``, the benchmark's ceiling.
+JOB_NAMES = {
+    "keyed": "ModelServingKeyedJob",
+    "partitioned": "ModelServingFlatJob",
+    "passthrough": "ModelServingPassthroughJob",
+}
+#: The job kinds that serve models (the cluster commands submit these).
+SERVING_JOBS = ("keyed", "partitioned")
+PASSTHROUGH_MODEL = "passthrough"
+
+
 def config_error(exc: ValidationError, what: str = "setting") -> ConfigError:
     """One readable line for the first problem of a validation error: where and what, never the value."""
     first = exc.errors()[0]

@@ -59,6 +59,7 @@ from serving.ops.jobprocess import LocalJob, ProcessGroup, kafka_env
 from serving.paths import KAFKA_JARS_DIR
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records import wine
+from serving.settings import PASSTHROUGH_MODEL
 
 log = get_logger("bench")
 
@@ -66,8 +67,6 @@ MODELS_DIR = wine.reference_dir() / "models"
 TF_GRAPH = MODELS_DIR / "optimized_WineQuality.pb"
 PMML_FOREST = MODELS_DIR / "winequalityRandonForrestClassification.pmml"
 
-#: ``model_name`` of the passthrough job's results (``flink_jobs.jobs.PASSTHROUGH_MODEL``).
-PASSTHROUGH_MODEL = "passthrough"
 #: Version every benchmark model is published with; the swap publishes SWAP_VERSION.
 BENCH_VERSION = "bench"
 SWAP_VERSION = "bench-swap"

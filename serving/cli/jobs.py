@@ -44,10 +44,10 @@ def run_job(args: argparse.Namespace) -> int:
 
     from flink_jobs.environment import create_environment
     from flink_jobs.io import CollectionIO, read_json_lines
-    from flink_jobs.jobs import JOB_NAMES, build_job
+    from flink_jobs.jobs import build_job
     from serving.codecs.records import encode_record, now_ms
     from serving.formats import descriptor_from_path
-    from serving.settings import JobSettings, ServingOptions, config_error
+    from serving.settings import JOB_NAMES, JobSettings, ServingOptions, config_error
 
     if args.swap_every < 1:
         raise ConfigError("--swap-every must be at least 1")

@@ -44,7 +44,8 @@ from serving.errors import ConfigError, ServingError
 from serving.logs import get_logger
 from serving.ops.processes import pid_alive, port_open, terminate
 from serving.paths import FLINK_STATE_DIR, JARS_DIR, PROJECT_ROOT, SAVEPOINTS_DIR
-from serving.settings import environment
+from serving.settings import JOB_NAMES as ALL_JOB_NAMES
+from serving.settings import SERVING_JOBS, environment
 from serving.uris import as_uri, local_path
 
 log = get_logger("cluster")
@@ -61,8 +62,8 @@ DEFAULT_RPC_PORT = 6123
 #: The ident in pid and log file names (``flink-modelserving-taskexecutor.pid``).
 IDENT = "modelserving"
 
-#: Job kinds and the names Flink shows for them (the same as ``flink_jobs.jobs.JOB_NAMES``).
-JOB_NAMES = {"keyed": "ModelServingKeyedJob", "partitioned": "ModelServingFlatJob"}
+#: The serving jobs a cluster runs, and the names Flink shows for them.
+JOB_NAMES = {kind: ALL_JOB_NAMES[kind] for kind in SERVING_JOBS}
 
 #: Keys of the rendered config that the ``flink`` client needs; the rest only concern the cluster.
 CLIENT_KEYS = (

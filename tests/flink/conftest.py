@@ -10,11 +10,11 @@ import pytest
 
 from flink_jobs.environment import create_environment
 from flink_jobs.io import CollectionIO, read_json_lines
-from flink_jobs.jobs import JOB_NAMES, build_job
+from flink_jobs.jobs import build_job
 from serving.codecs.records import encode_record
 from serving.core.model import ModelType
 from serving.formats import descriptor_from_path
-from serving.settings import JobSettings, ServingOptions
+from serving.settings import JOB_NAMES, JobSettings, ServingOptions
 from tests.conftest import PMML_FOREST, PMML_LINEAR, TF_GRAPH
 
 pytestmark = pytest.mark.flink

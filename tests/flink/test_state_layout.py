@@ -12,8 +12,8 @@ import json
 import pytest
 
 from flink_jobs import state_layout
-from flink_jobs.jobs import JOB_NAMES
 from serving.ops import cluster
+from serving.settings import JOB_NAMES
 
 pytestmark = pytest.mark.flink
 

@@ -266,8 +266,9 @@ def test_no_stats_timer_without_processing_time_timers():
 
 
 def test_the_passthrough_validates_like_the_serving_jobs_and_counts_dead_letters(wine_data):
-    from flink_jobs.jobs import PASSTHROUGH_MODEL, Passthrough
+    from flink_jobs.jobs import Passthrough
     from serving.pb.serving_result_pb2 import ServingResult
+    from serving.settings import PASSTHROUGH_MODEL
 
     passthrough = Passthrough(ServingOptions())
     context = FakeRuntimeContext()
