@@ -33,7 +33,7 @@ from pyflink.datastream.connectors.kafka import (
 )
 
 from flink_jobs.tags import BYTES
-from serving.codecs.records import dead_letter_to_json, model_event_to_json, result_to_json
+from serving.codecs.outputs import dead_letter_to_json, model_event_to_json, result_to_json
 from serving.core.stats import ModelServingStats
 from serving.kafka.settings import KafkaSettings
 from serving.observability.monitoring import event_key, stats_key

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from pyflink.datastream import TimeDomain
 
 from flink_jobs.tags import DEAD_LETTERS, END_OF_INPUT, MODEL_EVENTS, STATS
-from serving.codecs.records import now_ms
+from serving.clock import now_ms
 from serving.core.admission import ModelCache
 from serving.core.lateness import ScoredTimes
 from serving.core.model import Model

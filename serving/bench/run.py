@@ -50,7 +50,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.codecs.records import decode_record, encode_record, features_matrix, now_ms, results_for
+from serving.clock import now_ms
+from serving.codecs.outputs import results_for
+from serving.codecs.records import decode_record, encode_record, features_matrix
 from serving.core.model import Model
 from serving.errors import ConfigError, EmptyInputError, RecordDecodeError, ServingError
 from serving.kafka.settings import KafkaSettings, Topics

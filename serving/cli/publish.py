@@ -231,7 +231,7 @@ def run_results_tail(args: argparse.Namespace) -> int:
     # closing(): on Ctrl-C the consumer is closed here, not whenever the generator is collected.
     with closing(results):
         if args.json or not sys.stdout.isatty():
-            from serving.codecs.records import result_to_json
+            from serving.codecs.outputs import result_to_json
 
             count = 0
             for result in results:

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.codecs.records import check_timestamp, dead_letter, now_ms
+from serving.clock import now_ms
+from serving.codecs.outputs import dead_letter
+from serving.codecs.records import check_timestamp
 from serving.core.model import Model, ModelDescriptor
 from serving.errors import ModelMessageTooLarge, ModelValidationError, ServingError
 from serving.formats import load_model, parse_descriptor, restore

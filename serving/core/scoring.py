@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.codecs.records import check_timestamp, dead_letter, decode_record, features_matrix, now_ms, results_for
+from serving.clock import now_ms
+from serving.codecs.outputs import dead_letter, results_for
+from serving.codecs.records import check_timestamp, decode_record, features_matrix
 from serving.core.admission import model_key
 from serving.core.model import Model
 from serving.core.stats import ModelServingStats

@@ -25,7 +25,8 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from serving.codecs.records import DATA_TYPE_PATTERN, encode_record, now_ms
+from serving.clock import now_ms
+from serving.codecs.records import DATA_TYPE_PATTERN, encode_record
 from serving.core.model import ModelDescriptor, ModelType
 from serving.errors import ConfigError, InputError, ServingError
 from serving.formats import TYPE_NAMES, descriptor_from_path, parse_model_type

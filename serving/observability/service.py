@@ -39,7 +39,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel
 
-from serving.codecs.records import now_ms
+from serving.clock import now_ms
 from serving.errors import ServingError
 from serving.kafka.clients import consumer
 from serving.kafka.settings import KafkaSettings

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.codecs.records import encode_record, now_ms
+from serving.clock import now_ms
+from serving.codecs.records import encode_record
 from serving.kafka.clients import producer
 from serving.kafka.settings import KafkaSettings
 from serving.ops.broker import LocalBroker, free_port

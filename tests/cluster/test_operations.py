@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.codecs.records import now_ms
+from serving.clock import now_ms
 from serving.ops.broker import free_port
 from serving.ops.cluster import JOB_NAMES, local_path
 from serving.pb.model_event_pb2 import ModelEvent

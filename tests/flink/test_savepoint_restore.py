@@ -15,7 +15,7 @@ from flink_jobs.control import stop_with_savepoint
 from flink_jobs.environment import create_environment
 from flink_jobs.io import FileIO, read_json_lines, write_base64_lines
 from flink_jobs.jobs import build_job
-from serving.codecs.records import now_ms
+from serving.clock import now_ms
 from serving.settings import JOB_NAMES, JobSettings, ServingOptions
 from tests.flink.conftest import model, records, wait_for
 

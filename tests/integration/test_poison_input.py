@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from serving.codecs.records import encode_record, now_ms
+from serving.clock import now_ms
+from serving.codecs.records import encode_record
 from serving.core.model import ModelType
 from serving.formats import descriptor_from_path
 from serving.ops.broker import free_port

@@ -14,7 +14,8 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving.codecs.records import encode_record, now_ms
+from serving.clock import now_ms
+from serving.codecs.records import encode_record
 from serving.kafka.clients import consumer
 from serving.observability.monitoring import stats_key
 from serving.observability.service import ServerThread, StatsService

@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-from serving.codecs.records import encode_record, now_ms
+from serving.clock import now_ms
+from serving.codecs.records import encode_record
 from serving.kafka.clients import producer
 from serving.ops.jobprocess import LocalJob
 from serving.pb.model_event_pb2 import ModelEvent

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.codecs.records import check_timestamp, dead_letter, decode_record, encode_record, record_features
+from serving.codecs.outputs import dead_letter
+from serving.codecs.records import check_timestamp, decode_record, encode_record, record_features
 from serving.errors import EmptyRecordError, MissingFeatureError, RecordDecodeError, TimestampRangeError
 from serving.pb.wine_record_pb2 import WineRecord
 from serving.records import wine

@@ -1,0 +1,127 @@
+"""The job's outputs as bytes and as JSON lines: results, dead letters, model events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from serving.clock import now_ms
+from serving.core.model import BatchScores, Model
+from serving.pb.dead_letter_pb2 import DeadLetter
+from serving.pb.model_event_pb2 import ModelEvent
+from serving.pb.serving_result_pb2 import ServingResult
+from serving.pb.wine_record_pb2 import WineRecord
+
+
+def results_for(model: Model, records: list[WineRecord], scores: BatchScores) -> list[ServingResult]:
+    """One ``ServingResult`` per record, naming the model and version that scored it."""
+    share = scores.duration_ns // max(len(records), 1)
+    results = []
+    for i, record in enumerate(records):
+        result = ServingResult(
+            model_name=model.name,
+            model_version=model.version,
+            data_type=record.data_type,
+            record_id=record.id,
+            record_ts=record.ts,
+            score=float(scores.scores[i]),
+            duration_ns=share,
+        )
+        if scores.probabilities is not None:
+            result.probabilities.extend(float(p) for p in scores.probabilities[i])
+            result.labels.extend(scores.labels)
+        results.append(result)
+    return results
+
+
+#: Leading bytes of the original message a dead letter keeps unless told otherwise.
+DEAD_LETTER_MAX_PAYLOAD_BYTES = 256 * 1024
+
+
+def dead_letter(
+    source: str,
+    reason: str,
+    detail: str,
+    payload: bytes,
+    *,
+    data_type: str = "",
+    record_id: str = "",
+    max_payload_bytes: int = DEAD_LETTER_MAX_PAYLOAD_BYTES,
+) -> DeadLetter:
+    """A dead letter keeping why the message was refused, its size and SHA-256, and its bytes.
+
+    At most ``max_payload_bytes`` leading bytes are kept (``payload_truncated``
+    says when they were cut), so a dead letter always fits the dead-letter
+    topic however large the input was: writing it can never fail the job.
+    """
+    payload = bytes(payload)
+    return DeadLetter(
+        source=source,
+        reason=reason,
+        detail=detail[:1000],
+        payload=payload[:max_payload_bytes],
+        ts=now_ms(),
+        data_type=data_type[:200],
+        record_id=record_id[:200],
+        payload_size=len(payload),
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
+        payload_truncated=len(payload) > max_payload_bytes,
+    )
+
+
+def result_to_json(result: ServingResult) -> str:
+    """One JSON line for a result (the ``run`` command's output format)."""
+    out = {
+        "model_name": result.model_name,
+        "model_version": result.model_version,
+        "data_type": result.data_type,
+        "record_id": result.record_id,
+        "record_ts": result.record_ts,
+        "score": result.score,
+        "duration_ns": result.duration_ns,
+    }
+    if result.probabilities:
+        out["probabilities"] = list(result.probabilities)
+    if result.error:
+        out["error"] = result.error
+    return json.dumps(out)
+
+
+def dead_letter_to_json(letter: DeadLetter) -> str:
+    """One JSON line for a dead letter; the payload is hex so nothing is lost."""
+    return json.dumps(
+        {
+            "source": letter.source,
+            "reason": letter.reason,
+            "detail": letter.detail,
+            "data_type": letter.data_type,
+            "record_id": letter.record_id,
+            "ts": letter.ts,
+            "payload_hex": letter.payload.hex(),
+            "payload_size": letter.payload_size,
+            "payload_sha256": letter.payload_sha256,
+            "payload_truncated": letter.payload_truncated,
+        }
+    )
+
+
+def model_event_to_json(event: ModelEvent) -> str:
+    """One JSON line for a model event."""
+    out = {
+        "kind": ModelEvent.Kind.Name(event.kind),
+        "name": event.name,
+        "version": event.version,
+        "data_type": event.data_type,
+        "reason": event.reason,
+        "previous_version": event.previous_version,
+        "ts": event.ts,
+    }
+    if event.kind == ModelEvent.LATE_MODEL:
+        out.update(
+            missed=event.missed,
+            missed_from=event.missed_from,
+            missed_to=event.missed_to,
+            missed_exact=event.missed_exact,
+            instance=event.instance,
+        )
+    return json.dumps(out)
