@@ -17,8 +17,9 @@ import pytest
 from serving.cli import main
 from serving.core.model import BatchScores, ModelDescriptor, ModelType
 from serving.errors import ConfigError, ModelLoadError
-from serving.formats import descriptor_from_path, load_model, resolve_artifact
-from serving.formats.pmml.compiled import NotCompilable, compile_pmml
+from serving.formats import descriptor_from_path, load_model
+from serving.formats.artifacts import resolve_artifact
+from serving.formats.pmml.compiler import NotCompilable, compile_pmml
 from serving.formats.pmml.model import ENGINE_ENV, PmmlModel
 from serving.records import wine
 from serving.training.examples import train_models
@@ -213,7 +214,7 @@ def test_engine_defaults_to_numpy_and_the_environment_can_force_pypmml(monkeypat
 
 
 def test_the_engine_is_logged_once_at_load(caplog):
-    with caplog.at_level("INFO", logger="modelserving.formats.pmml.model"):
+    with caplog.at_level("INFO", logger="modelserving.formats.pmml"):
         _pmml(PMML_LINEAR)
     records = [r for r in caplog.records if r.getMessage() == "pmml engine"]
     assert len(records) == 1 and records[0].engine == "numpy"

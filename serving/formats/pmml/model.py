@@ -1,6 +1,6 @@
 """PMML: compiled to NumPy when possible, else evaluated by ``pypmml`` (PMML4S in a JVM, reached through py4j).
 
-The compiled engine (:mod:`serving.formats.pmml.compiled`) reproduces
+The compiled engine (:mod:`serving.formats.pmml.compiler`) reproduces
 pypmml's results for the model types it knows and refuses everything else, so
 every PMML scores the same whichever engine serves it; pypmml remains the
 fallback and the oracle the compiled engine is tested against.
@@ -17,11 +17,11 @@ import pandas as pd
 from serving.core.model import Model, ModelDescriptor, RawPrediction, classify
 from serving.errors import ConfigError, CorruptModelError, ModelLoadError, ModelSchemaError
 from serving.formats.common import feature_names
-from serving.formats.pmml.compiled import NotCompilable, compile_pmml, label_key
+from serving.formats.pmml.compiler import NotCompilable, compile_pmml, label_key
 from serving.logs import get_logger
 from serving.settings import environment
 
-log = get_logger("factories.pmml")
+log = get_logger("formats.pmml")
 
 #: Environment variable choosing the engine: ``auto`` (default: numpy if compilable, else pypmml),
 #: ``numpy`` (compiled only; a model it cannot compile fails to load) or ``pypmml``.
@@ -53,6 +53,9 @@ class PmmlModel(Model):
     (``auto``, ``numpy``, ``pypmml``). pypmml, and with it the JVM, is only
     started for the pypmml engine.
     """
+
+    format_name = "pmml"
+    suffixes = (".pmml",)
 
     def __init__(self, descriptor: ModelDescriptor, artifact: bytes, engine: str | None = None) -> None:
         super().__init__(descriptor, artifact)
