@@ -145,7 +145,7 @@ class LocalJob(ProcessGroup):
 
     def restarts(self) -> int:
         """Restarts of the running job so far, from its MiniCluster's REST endpoint (needs ``rest_port``)."""
-        from serving.ops.cluster import FlinkRest
+        from serving.ops.cluster.rest import FlinkRest
 
         if not self.rest_port:
             raise ValueError("this job was started without a rest_port")

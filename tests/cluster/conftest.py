@@ -22,7 +22,10 @@ from serving.codecs.records import encode_record
 from serving.kafka.clients import producer
 from serving.kafka.settings import KafkaSettings
 from serving.ops.broker import LocalBroker, free_port
-from serving.ops.cluster import STATE_ENV, ClusterError, ClusterOptions, FlinkRest, LocalCluster
+from serving.ops.cluster.config import STATE_ENV, ClusterOptions
+from serving.ops.cluster.errors import ClusterError
+from serving.ops.cluster.local import LocalCluster
+from serving.ops.cluster.rest import FlinkRest
 from tests.integration.conftest import kafka_settings  # noqa: F401 - the fixture, with topics unique per test
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]

@@ -18,10 +18,11 @@ import pytest
 
 from serving.clock import now_ms
 from serving.ops.broker import free_port
-from serving.ops.cluster import JOB_NAMES, local_path
+from serving.ops.cluster.config import JOB_NAMES
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records import wine
+from serving.uris import local_path
 from tests.cluster.conftest import Publisher, kafka_config_file
 from tests.flink.conftest import model
 from tests.support.kafka import read_all, send, wait_for_event

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from flink_jobs import state_layout
-from serving.ops import cluster
+from serving.ops.cluster import config as cluster
 from serving.settings import JOB_NAMES
 
 pytestmark = pytest.mark.flink

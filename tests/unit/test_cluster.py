@@ -17,17 +17,14 @@ import yaml
 from serving.cli import main
 from serving.errors import ConfigError
 from serving.kafka.settings import KafkaSettings, Topics
-from serving.ops import cluster
 from serving.ops.broker import free_port
-from serving.ops.cluster import (
-    ClusterOptions,
-    ClusterUnreachable,
-    FlinkRest,
-    JobNotFound,
-    LocalCluster,
-    SavepointError,
-    Submission,
-)
+from serving.ops.cluster import config, submit
+from serving.ops.cluster.config import ClusterOptions
+from serving.ops.cluster.errors import ClusterUnreachable, JobNotFound, SavepointError
+from serving.ops.cluster.local import LocalCluster
+from serving.ops.cluster.rest import FlinkRest
+from serving.ops.cluster.submit import Submission
+from serving.paths import PROJECT_ROOT
 
 JOB = "0123456789abcdef0123456789abcdef"
 
@@ -44,7 +41,7 @@ def test_configure_renders_the_project_config_with_slots_memory_dirs_python_and_
     conf_dir = LocalCluster(tmp_path / "state").configure(options)
 
     conf = yaml.safe_load((conf_dir / "config.yaml").read_text())
-    connector, _ = cluster.job_jars()
+    connector, _ = config.job_jars()
     assert conf["taskmanager.numberOfTaskSlots"] == 3
     assert conf["taskmanager.memory.process.size"] == "3g"
     assert conf["jobmanager.memory.process.size"] == "1024m"
@@ -66,9 +63,9 @@ def test_configure_renders_the_project_config_with_slots_memory_dirs_python_and_
 
 def test_default_savepoints_and_state_live_in_the_checkout():
     options = ClusterOptions()
-    assert options.savepoint_dir == cluster.PROJECT_ROOT / "savepoints"
-    assert options.checkpoints == cluster.PROJECT_ROOT / "savepoints" / "checkpoints"
-    assert (cluster.PROJECT_ROOT / "savepoints" / "README.md").is_file()
+    assert options.savepoint_dir == PROJECT_ROOT / "savepoints"
+    assert options.checkpoints == PROJECT_ROOT / "savepoints" / "checkpoints"
+    assert (PROJECT_ROOT / "savepoints" / "README.md").is_file()
     assert (options.rest_port, options.rpc_port) == (8081, 6123)
 
 
@@ -79,7 +76,7 @@ def test_bad_cluster_options_are_config_errors(kwargs):
 
 
 def test_client_config_carries_no_cluster_paths(tmp_path):
-    conf = cluster.client_conf("jm.example:8082", tmp_path)
+    conf = config.client_conf("jm.example:8082", tmp_path)
     assert conf["rest.address"] == "jm.example" and conf["rest.port"] == 8082
     assert conf["python.client.executable"] == sys.executable
     assert not {k for k in conf if "checkpointing.dir" in k or "savepoint-dir" in k or "pid" in k}
@@ -89,8 +86,8 @@ def test_flink_run_command_passes_the_jar_python_savepoint_and_job_flags_after_a
     submission = Submission(
         "partitioned", 2, {"MODELSERVING_KAFKA_BOOTSTRAP_SERVERS": "k:9092"}, "/k.toml", 1000, "/sp"
     )
-    cmd = cluster.flink_run_command(submission, "localhost:18081", detached=True)
-    connector, _ = cluster.job_jars()
+    cmd = submit.flink_run_command(submission, "localhost:18081", detached=True)
+    connector, _ = config.job_jars()
     assert cmd[0].endswith("pyflink/bin/flink") and cmd[1] == "run"
     assert cmd[cmd.index("-m") + 1] == "localhost:18081"
     assert cmd[cmd.index("-j") + 1] == str(connector)
@@ -159,7 +156,7 @@ def test_submission_validates_job_and_numbers():
     ],
 )
 def test_the_failure_of_flink_run_is_one_line(output, line):
-    assert cluster._failure_line(output) == line
+    assert submit._failure_line(output) == line
 
 
 def test_savepoint_paths_are_checked_against_the_local_cluster_only(tmp_path):
@@ -167,40 +164,40 @@ def test_savepoint_paths_are_checked_against_the_local_cluster_only(tmp_path):
     state.mkdir()
     (state / "cluster.json").write_text(json.dumps({"rest": "localhost:18081"}))
     with pytest.raises(ConfigError, match="does not exist"):
-        cluster._check_savepoint(str(tmp_path / "nope"), "127.0.0.1:18081", state)
+        submit._check_savepoint(str(tmp_path / "nope"), "127.0.0.1:18081", state)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no _metadata"):
-        cluster._check_savepoint((tmp_path / "empty").as_uri(), "localhost:18081", state)
+        submit._check_savepoint((tmp_path / "empty").as_uri(), "localhost:18081", state)
     (tmp_path / "sp").mkdir()
     (tmp_path / "sp" / "_metadata").write_bytes(b"x")
-    cluster._check_savepoint((tmp_path / "sp").as_uri(), "localhost:18081", state)
+    submit._check_savepoint((tmp_path / "sp").as_uri(), "localhost:18081", state)
     # Another cluster may see paths this machine does not: Flink judges those.
-    cluster._check_savepoint(str(tmp_path / "nope"), "flink.example:8081", state)
-    cluster._check_savepoint("s3://bucket/savepoint-1", "localhost:18081", state)
+    submit._check_savepoint(str(tmp_path / "nope"), "flink.example:8081", state)
+    submit._check_savepoint("s3://bucket/savepoint-1", "localhost:18081", state)
 
 
 def test_submissions_are_recorded_for_upgrade(tmp_path):
     submission = Submission("keyed", 2, {"MODELSERVING_KAFKA_GROUP_ID": "g"}, None, 1500)
-    cluster._record(tmp_path, JOB, submission, "localhost:8081")
-    assert cluster.recorded_submission(JOB, tmp_path) == submission
-    assert cluster.recorded_submission("f" * 32, tmp_path) is None
+    submit._record(tmp_path, JOB, submission, "localhost:8081")
+    assert submit.recorded_submission(JOB, tmp_path) == submission
+    assert submit.recorded_submission("f" * 32, tmp_path) is None
 
 
 def test_job_jars_are_the_connector_and_the_projects_helpers_not_the_broker(tmp_path):
     for path in ("connector/flink-sql-connector-kafka-5.0.0-2.2.jar", "kafka/kafka_2.13-4.1.1.jar", "serving/x.jar"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(b"")
-    connector, others = cluster.job_jars(tmp_path)
+    connector, others = config.job_jars(tmp_path)
     assert connector.name == "flink-sql-connector-kafka-5.0.0-2.2.jar"
     assert [j.name for j in others] == ["x.jar"]
     with pytest.raises(ConfigError, match="make jars"):
-        cluster.job_jars(tmp_path / "none")
+        config.job_jars(tmp_path / "none")
 
 
 @pytest.mark.parametrize("address", ["localhost", "host:", ":8081", "host:port", "host:99999"])
 def test_bad_jobmanager_addresses_are_config_errors(address):
     with pytest.raises(ConfigError):
-        cluster.parse_address(address)
+        config.parse_address(address)
 
 
 def test_rest_on_a_closed_port_is_unreachable_in_one_line():
@@ -293,7 +290,7 @@ def test_cluster_status_of_a_cluster_never_started_exits_3(tmp_path, capsys):
     ],
 )
 def test_cli_errors_are_one_line(argv, message, capsys, monkeypatch):
-    monkeypatch.setenv(cluster.JOBMANAGER_ENV, f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv(config.JOBMANAGER_ENV, f"127.0.0.1:{free_port()}")
     assert main(argv) == 1
     assert capsys.readouterr().err.strip().splitlines() == [message]
 
@@ -302,28 +299,28 @@ def test_jobmanager_comes_from_the_flag_then_the_environment_then_the_local_clus
     from serving.cli import build_parser
     from serving.cli.cluster import jobmanager
 
-    monkeypatch.delenv(cluster.JOBMANAGER_ENV, raising=False)
+    monkeypatch.delenv(config.JOBMANAGER_ENV, raising=False)
     parse = build_parser().parse_args
     assert jobmanager(parse(["jobs", "--state-dir", str(tmp_path)])) == "localhost:8081"
     (tmp_path / "cluster.json").write_text(json.dumps({"rest": "localhost:18081"}))
     assert jobmanager(parse(["jobs", "--state-dir", str(tmp_path)])) == "localhost:18081"
-    monkeypatch.setenv(cluster.JOBMANAGER_ENV, "jm:8081")
+    monkeypatch.setenv(config.JOBMANAGER_ENV, "jm:8081")
     assert jobmanager(parse(["jobs", "--state-dir", str(tmp_path)])) == "jm:8081"
     assert jobmanager(parse(["jobs", "--jobmanager", "other:1", "--state-dir", str(tmp_path)])) == "other:1"
 
 
 def test_template_placeholders_are_all_known():
-    values = yaml.safe_load((cluster.CONF_TEMPLATE_DIR / "config.yaml").read_text()).values()
+    values = yaml.safe_load((config.CONF_TEMPLATE_DIR / "config.yaml").read_text()).values()
     names = {name for value in values for name in re.findall(r"\$\{(\w+)\}", str(value))}
     assert names == {
         "LOG_DIR", "PID_DIR", "RPC_PORT", "REST_PORT", "REST_BIND_ADDRESS", "JOBMANAGER_MEMORY", "SLOTS",
         "TASKMANAGER_MEMORY", "CHECKPOINT_DIR", "SAVEPOINT_DIR", "PYTHON", "CONNECTOR_JAR",
     }  # fmt: skip
-    assert Path(cluster.flink_home() / "bin" / "start-cluster.sh").is_file()
+    assert Path(config.flink_home() / "bin" / "start-cluster.sh").is_file()
 
 
 def test_cluster_control_never_imports_pyflink():
-    code = (
-        "import sys, serving.ops.cluster, serving.cli.cluster; print(any(m.startswith('pyflink') for m in sys.modules))"
-    )
+    parts = ("config", "errors", "local", "rest", "submit", "upgrade")
+    modules = ", ".join(f"serving.ops.cluster.{part}" for part in parts)
+    code = f"import sys, {modules}, serving.cli.cluster; print(any(m.startswith('pyflink') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from serving.cli import build_parser
-from serving.ops.cluster import job_jars
+from serving.ops.cluster.config import job_jars
 from tests.conftest import PROJECT_ROOT
 
 DOCKER = PROJECT_ROOT / "docker"

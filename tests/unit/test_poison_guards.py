@@ -77,7 +77,8 @@ def test_a_local_minicluster_serves_rest_on_loopback_only():
 def test_the_local_standalone_cluster_binds_rest_to_loopback(tmp_path):
     import yaml
 
-    from serving.ops.cluster import ClusterOptions, LocalCluster
+    from serving.ops.cluster.config import ClusterOptions
+    from serving.ops.cluster.local import LocalCluster
 
     conf_dir = LocalCluster(tmp_path / "state").configure(ClusterOptions())
     conf = yaml.safe_load((conf_dir / "config.yaml").read_text())
