@@ -36,7 +36,7 @@ from flink_jobs.tags import BYTES
 from serving.codecs.outputs import dead_letter_to_json, model_event_to_json, result_to_json
 from serving.core.stats import ModelServingStats
 from serving.kafka.settings import KafkaSettings
-from serving.observability.monitoring import event_key, stats_key
+from serving.observability.messages import event_key, stats_key
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats

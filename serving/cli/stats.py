@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Run the service in the foreground until interrupted."""
-    from serving.observability.service import serve
+    from serving.observability.service.app import serve
 
     settings = kafka_settings_from_args(args)
     print(f"stats service on http://{args.host}:{args.port}/ (Kafka {settings.bootstrap_servers}); Ctrl-C stops it")

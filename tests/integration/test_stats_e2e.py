@@ -17,15 +17,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving.clock import now_ms
 from serving.codecs.records import encode_record
 from serving.kafka.clients import consumer
-from serving.observability.monitoring import stats_key
-from serving.observability.service import ServerThread, StatsService
+from serving.observability.messages import stats_key
+from serving.observability.service.app import ServerThread
+from serving.observability.service.state import StatsService
 from serving.ops.broker import free_port
 from serving.ops.jobprocess import LocalJob
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
 from tests.flink.conftest import model
 from tests.integration.browser import headless_chromium
-from tests.integration.test_stats_service import get, wait_for
+from tests.support.http import get, wait_for
 from tests.support.kafka import results, send, wait_for_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]

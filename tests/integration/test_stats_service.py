@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,33 +11,15 @@ from serving.cli import main as cli_main
 from serving.core.model import ModelType
 from serving.kafka.clients import ensure_topics, producer
 from serving.kafka.settings import KafkaSettings, Topics
-from serving.observability.monitoring import event_key, stats_key
-from serving.observability.service import ServerThread, StatsService
+from serving.observability.messages import event_key, stats_key
+from serving.observability.service.app import ServerThread
+from serving.observability.service.state import StatsService
 from serving.ops.broker import LocalBroker, free_port
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
+from tests.support.http import get, wait_for
 
 pytestmark = pytest.mark.kafka
-
-
-def get(url: str) -> tuple[int, dict | str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body = response.read().decode()
-            status = response.status
-            kind = response.headers.get("content-type", "")
-    except urllib.error.HTTPError as exc:
-        body, status, kind = exc.read().decode(), exc.code, exc.headers.get("content-type", "")
-    return status, json.loads(body) if "json" in kind else body
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stats(version, usage, *, name="linear", since=1_000, emitted_at=None, instance="key:wine") -> ModelStats:

@@ -1,4 +1,4 @@
-"""serving.observability.monitoring: merging stats snapshots, model status, history, series, malformed input."""
+"""serving.observability.{monitor,messages}: merging stats snapshots, model status, history, series, malformed input."""
 
 from __future__ import annotations
 
@@ -8,18 +8,14 @@ from hypothesis import strategies as st
 
 from serving.core.model import ModelType
 from serving.core.stats import ModelServingStats
-from serving.observability.monitoring import (
+from serving.observability.messages import MalformedMessage, event_key, parse_event, parse_stats, stats_key
+from serving.observability.monitor import (
     ACCEPTED,
     REJECTED,
     RETIRED,
     SERVING,
-    MalformedMessage,
     Monitor,
     UnknownDataType,
-    event_key,
-    parse_event,
-    parse_stats,
-    stats_key,
     status_counts,
 )
 from serving.pb.model_event_pb2 import ModelEvent
@@ -271,14 +267,49 @@ def test_ingest_skips_and_counts_malformed_messages_and_tombstones():
     assert monitor.state("wine").model.usage == 5
 
 
-@given(st.lists(st.binary(max_size=200), max_size=30))
+valid_stats = st.builds(
+    snap,
+    st.sampled_from("AB"),
+    st.integers(0, 1_000),
+    instance=st.sampled_from(["k0", "k1"]),
+    emitted_at=st.integers(1_000, 9_000),
+).map(ModelStats.SerializeToString)
+valid_events = st.builds(
+    event,
+    st.sampled_from([ModelEvent.ACCEPTED, ModelEvent.REJECTED, ModelEvent.DUPLICATE]),
+    st.sampled_from("ABC"),
+    ts=st.integers(0, 9_000),
+).map(ModelEvent.SerializeToString)
+
+
+@given(st.lists(st.one_of(st.none(), st.binary(max_size=200), valid_stats, valid_events), max_size=30))
 def test_no_bytes_ever_break_the_monitor(payloads):
-    monitor = Monitor()
+    # Every payload goes to both topics. A twin monitor gets only what parses: garbage must leave no trace.
+    monitor, clean = Monitor(), Monitor()
     for payload in payloads:
-        monitor.ingest_stats(payload)
-        monitor.ingest_event(payload)
-    monitor.models()
+        for ingest, parse, add in (
+            (monitor.ingest_stats, parse_stats, clean.add_stats),
+            (monitor.ingest_event, parse_event, clean.add_event),
+        ):
+            try:
+                message = None if payload is None else parse(payload)
+            except MalformedMessage:
+                message = None
+            assert ingest(payload) is (message is not None)
+            if message is not None:
+                add(message)
+    counters = monitor.counters
+    # Each payload is counted exactly once per topic: read, malformed, or a tombstone.
+    assert counters.tombstones == 2 * payloads.count(None)
+    assert counters.stats_messages + counters.malformed_stats == len(payloads) - payloads.count(None)
+    assert counters.event_messages + counters.malformed_events == len(payloads) - payloads.count(None)
+    read = {"stats_messages", "event_messages", "stale_stats", "rejected_unidentified", "duplicates"}
+    assert counters.model_dump(include=read) == clean.counters.model_dump(include=read)
+    assert monitor.models() == clean.models()
+    assert monitor.data_types() == clean.data_types()
     for data_type in monitor.data_types():
-        monitor.state(data_type)
-        monitor.history(data_type)
-        monitor.series(data_type)
+        state, history = monitor.state(data_type), monitor.history(data_type)
+        assert state == clean.state(data_type)
+        assert history == clean.history(data_type)
+        assert monitor.series(data_type) == clean.series(data_type)
+        assert state.models_known == len(history)

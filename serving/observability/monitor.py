@@ -1,7 +1,8 @@
 """Which model serves each data type, since when, how much and how fast: the stats service's model.
 
 Flink-free and Kafka-free. :class:`Monitor` folds the messages of two topics
-into answers:
+(see :mod:`serving.observability.messages`) into answers
+(see :mod:`serving.observability.views`):
 
 * the stats topic carries ``ModelStats`` snapshots. Each is cumulative for one
   (instance, data type, name, version): the latest snapshot of an instance
@@ -31,16 +32,15 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
-from google.protobuf.message import DecodeError
-from pydantic import BaseModel
-
-from serving.codecs.records import DATA_TYPE_PATTERN
 from serving.core.model import ModelType
 from serving.core.stats import ModelServingStats
-from serving.errors import InputError, ServingError
+from serving.errors import ServingError
+from serving.observability.messages import MalformedMessage, parse_event, parse_stats
+from serving.observability.views import Counters, HistoryEntry, ModelStateView, ModelView, SeriesPoint, StateView
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
 
@@ -54,207 +54,14 @@ STATUSES = (SERVING, RETIRED, ACCEPTED, REJECTED)
 SERIES_POINTS = 900
 #: Series points are bucketed to this many milliseconds, so a burst of snapshots is one point.
 SERIES_BUCKET_MS = 1000
-#: A ModelStats or ModelEvent larger than this is not one (a real one is ~100 bytes).
-MAX_MESSAGE_BYTES = 64 * 1024
 
-
-class MalformedMessage(InputError):
-    """A message on the stats or model-events topic is not a valid ``ModelStats``/``ModelEvent``."""
-
-    reason = "malformed message"
+_Message = TypeVar("_Message", ModelStats, ModelEvent)
 
 
 class UnknownDataType(ServingError):
     """No stats and no model event names this data type."""
 
     reason = "unknown data type"
-
-
-# --------------------------------------------------------------------------- record keys
-
-
-def stats_key(message: ModelStats) -> bytes:
-    """The Kafka record key of a stats snapshot: ``data_type/name/version/instance``.
-
-    The stats topic is compacted on it, so it keeps the newest snapshot of each
-    instance and model version.
-    """
-    return f"{message.data_type}/{message.name}/{message.version}/{message.instance}".encode()
-
-
-def event_key(event: ModelEvent) -> bytes:
-    """The Kafka record key of a model event: its data type (events of one type stay in order)."""
-    return event.data_type.encode()
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def parse_stats(payload: bytes | None) -> ModelStats:
-    """A validated ``ModelStats``.
-
-    Raises:
-        MalformedMessage: empty, oversized or unparsable bytes; a missing name
-            or version; a bad data type; negative counts or times; min above max.
-    """
-    message = _parse(ModelStats, payload, "ModelStats")
-    if not message.name or not message.version:
-        raise MalformedMessage("ModelStats without a model name or version")
-    if not DATA_TYPE_PATTERN.fullmatch(message.data_type):
-        raise MalformedMessage(f"ModelStats with a bad data type {message.data_type[:80]!r}")
-    numbers = (
-        message.usage,
-        message.total_duration_ns,
-        message.min_duration_ns,
-        message.max_duration_ns,
-        message.since,
-        message.emitted_at,
-    )
-    if min(numbers) < 0:
-        raise MalformedMessage(f"ModelStats of {message.name}:{message.version} with a negative count or time")
-    if message.usage and message.min_duration_ns > message.max_duration_ns:
-        raise MalformedMessage(f"ModelStats of {message.name}:{message.version} with min above max duration")
-    if message.model_type not in ModelType.values():
-        raise MalformedMessage(f"ModelStats of {message.name}:{message.version} with unknown model type")
-    return message
-
-
-def parse_event(payload: bytes | None) -> ModelEvent:
-    """A validated ``ModelEvent``.
-
-    A ``REJECTED`` event may lack name and data type (the model message could
-    not even be decoded); the other kinds must name a model.
-
-    Raises:
-        MalformedMessage: empty, oversized or unparsable bytes, an unknown
-            kind, a negative time, or a missing name, version or data type.
-    """
-    event = _parse(ModelEvent, payload, "ModelEvent")
-    if event.kind not in (ModelEvent.ACCEPTED, ModelEvent.REJECTED, ModelEvent.DUPLICATE):
-        raise MalformedMessage(f"ModelEvent of unknown kind {event.kind}")
-    if event.ts < 0:
-        raise MalformedMessage("ModelEvent with a negative time")
-    named = bool(event.name and event.version and DATA_TYPE_PATTERN.fullmatch(event.data_type))
-    if event.kind != ModelEvent.REJECTED and not named:
-        raise MalformedMessage(f"{ModelEvent.Kind.Name(event.kind)} ModelEvent without name, version or data type")
-    return event
-
-
-def _parse(cls, payload: bytes | None, what: str):
-    if not payload:
-        raise MalformedMessage(f"empty {what} message")
-    if len(payload) > MAX_MESSAGE_BYTES:
-        raise MalformedMessage(f"{what} message of {len(payload)} bytes, over {MAX_MESSAGE_BYTES}")
-    message = cls()
-    try:
-        message.ParseFromString(bytes(payload))
-    except DecodeError as exc:
-        raise MalformedMessage(f"not a {what}: {exc}") from exc
-    return message
-
-
-# --------------------------------------------------------------------------- views (JSON answers)
-
-
-class ModelView(BaseModel):
-    """One model version, as ``GET /models`` lists it."""
-
-    data_type: str
-    name: str
-    version: str
-    model_type: str
-    description: str
-    status: str
-    #: When it started serving (its ``created_at``); None until stats show it started.
-    since: int | None
-    #: When a newer model of its data type started; None while serving.
-    retired_at: int | None
-    #: When the job accepted it (model event time).
-    accepted_at: int | None
-    #: When the job rejected it (model event time).
-    rejected_at: int | None
-    #: Why it was rejected; empty otherwise.
-    reason: str
-    #: Records scored, over every instance.
-    usage: int
-
-
-class ModelStateView(BaseModel):
-    """The serving model of a data type and its merged stats."""
-
-    name: str
-    version: str
-    model_type: str
-    description: str
-    status: str
-    since: int | None
-    usage: int
-    total_duration_ns: int
-    mean_duration_ns: float
-    min_duration_ns: int
-    max_duration_ns: int
-    #: Records/s over each instance's last two snapshots (over its life with one), summed.
-    records_per_second: float
-    #: usage / (last snapshot - since): the average since the model started.
-    mean_records_per_second: float
-    #: Instances (keys or buckets) that reported stats for it.
-    instances: int
-    #: The newest ``emitted_at`` of its stats.
-    updated_at: int | None
-
-
-class StateView(BaseModel):
-    """``GET /state/{data_type}``: the current model (None before any started) and how many are known."""
-
-    data_type: str
-    model: ModelStateView | None
-    models_known: int
-
-
-class HistoryEntry(BaseModel):
-    """One model version in a data type's history, in deployment order."""
-
-    name: str
-    version: str
-    model_type: str
-    status: str
-    deployed_at: int | None
-    retired_at: int | None
-    accepted_at: int | None
-    rejected_at: int | None
-    reason: str
-    usage: int
-    duplicates: int
-
-
-class SeriesPoint(BaseModel):
-    """Throughput and latency of a data type over the interval ending at ``t`` (all its models)."""
-
-    t: int
-    usage: int
-    #: Records/s since the previous point; None for the first.
-    records_per_second: float | None
-    #: Mean scoring time per record since the previous point; None without new records.
-    mean_duration_ns: float | None
-
-
-class Counters(BaseModel):
-    """What the monitor has read."""
-
-    stats_messages: int
-    event_messages: int
-    malformed_stats: int
-    malformed_events: int
-    #: Snapshots older than one already seen for their instance (ignored).
-    stale_stats: int
-    #: Deleted keys (null values) on a compacted topic (ignored).
-    tombstones: int
-    #: REJECTED events of model messages that could not be decoded at all (no name).
-    rejected_unidentified: int
-    duplicates: int
-
-
-# --------------------------------------------------------------------------- the monitor
 
 
 @dataclass
@@ -326,44 +133,17 @@ class Monitor:
         self._series: dict[str, list[tuple[int, int, int]]] = {}  # data type -> [(bucket t, usage, duration ns)]
         self._series_points = series_points
         self._seq = 0
-        self.counters = Counters(
-            stats_messages=0,
-            event_messages=0,
-            malformed_stats=0,
-            malformed_events=0,
-            stale_stats=0,
-            tombstones=0,
-            rejected_unidentified=0,
-            duplicates=0,
-        )
+        self.counters = Counters(**dict.fromkeys(Counters.model_fields, 0))
 
     # ----------------------------------------------------------------- input
 
     def ingest_stats(self, payload: bytes | None) -> bool:
         """Add one raw stats message; False (and counted) when it is a tombstone or malformed. Never raises."""
-        if payload is None:
-            self.counters.tombstones += 1
-            return False
-        try:
-            message = parse_stats(payload)
-        except MalformedMessage:
-            self.counters.malformed_stats += 1
-            return False
-        self.add_stats(message)
-        return True
+        return self._ingest(payload, parse_stats, self.add_stats, "malformed_stats")
 
     def ingest_event(self, payload: bytes | None) -> bool:
         """Add one raw model event; False (and counted) when it is a tombstone or malformed. Never raises."""
-        if payload is None:
-            self.counters.tombstones += 1
-            return False
-        try:
-            event = parse_event(payload)
-        except MalformedMessage:
-            self.counters.malformed_events += 1
-            return False
-        self.add_event(event)
-        return True
+        return self._ingest(payload, parse_event, self.add_event, "malformed_events")
 
     def add_stats(self, message: ModelStats) -> None:
         """Account for one validated stats snapshot (see :func:`parse_stats`)."""
@@ -420,9 +200,7 @@ class Monitor:
         Raises:
             UnknownDataType: no stats and no model event name ``data_type``.
         """
-        ordered = self._ordered(data_type)
-        if not ordered:
-            raise UnknownDataType(f"unknown data type {data_type!r}: no stats or model events name it")
+        ordered = self._known(data_type)
         serving = [(m, s) for m, s in ordered if s.status == SERVING]
         view = self._state_view(*serving[-1]) if serving else None
         return StateView(data_type=data_type, model=view, models_known=len(ordered))
@@ -438,9 +216,7 @@ class Monitor:
         Raises:
             UnknownDataType: no stats and no model event name ``data_type``.
         """
-        ordered = self._ordered(data_type)
-        if not ordered:
-            raise UnknownDataType(f"unknown data type {data_type!r}: no stats or model events name it")
+        ordered = self._known(data_type)
         entries = [
             HistoryEntry(
                 name=m.name,
@@ -471,8 +247,7 @@ class Monitor:
         Raises:
             UnknownDataType: no stats and no model event name ``data_type``.
         """
-        if data_type not in self.data_types():
-            raise UnknownDataType(f"unknown data type {data_type!r}: no stats or model events name it")
+        self._known(data_type)
         points = []
         previous = None
         for t, usage, duration in self._series.get(data_type, []):
@@ -487,6 +262,25 @@ class Monitor:
 
     # ----------------------------------------------------------------- internals
 
+    def _ingest(
+        self,
+        payload: bytes | None,
+        parse: Callable[[bytes], _Message],
+        add: Callable[[_Message], None],
+        malformed_counter: Literal["malformed_stats", "malformed_events"],
+    ) -> bool:
+        """The one path of raw bytes from either topic: tombstone, malformed, or parsed and added."""
+        if payload is None:
+            self.counters.tombstones += 1
+            return False
+        try:
+            message = parse(payload)
+        except MalformedMessage:
+            setattr(self.counters, malformed_counter, getattr(self.counters, malformed_counter) + 1)
+            return False
+        add(message)
+        return True
+
     def _model(self, data_type: str, name: str, version: str) -> _Model:
         key = (data_type, name, version)
         model = self._models.get(key)
@@ -494,6 +288,13 @@ class Monitor:
             self._seq += 1
             model = self._models[key] = _Model(data_type, name, version, self._seq)
         return model
+
+    def _known(self, data_type: str) -> list[tuple[_Model, _Status]]:
+        """:meth:`_ordered`, raising :class:`UnknownDataType` when no model has ``data_type``."""
+        ordered = self._ordered(data_type)
+        if not ordered:
+            raise UnknownDataType(f"unknown data type {data_type!r}: no stats or model events name it")
+        return ordered
 
     def _ordered(self, data_type: str) -> list[tuple[_Model, _Status]]:
         """The models of ``data_type`` with their status, in deployment order."""
