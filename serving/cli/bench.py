@@ -13,7 +13,7 @@ from serving.errors import ConfigError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``bench``."""
-    from serving.bench.run import CONFIGS
+    from serving.bench.configs import CONFIGS
 
     bench = subparsers.add_parser(
         "bench",
@@ -67,16 +67,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
     """Run the chosen configurations with live progress; print the table; exit 1 if any check failed."""
     from rich.console import Console
 
-    from serving.bench.run import (
-        BenchError,
-        BenchPlan,
-        machine_info,
-        markdown_section,
-        parse_only,
-        parse_sweep,
-        run_bench,
-        write_markdown,
-    )
+    from serving.bench.configs import BenchError, BenchPlan, parse_only
+    from serving.bench.measures import parse_sweep
+    from serving.bench.report import machine_info, markdown_section, write_markdown
+    from serving.bench.run import run_bench
     from serving.kafka.clients import check_reachable
     from serving.kafka.settings import KafkaSettings
     from serving.ops.broker import LocalBroker
@@ -156,7 +150,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
 def _table(results):
     from rich.table import Table
 
-    from serving.bench.run import COLUMNS
+    from serving.bench.report import COLUMNS
 
     table = Table(title="End to end, Kafka -> job -> Kafka")
     for column in COLUMNS:

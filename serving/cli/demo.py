@@ -60,7 +60,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from serving.kafka.clients import ensure_topics
-    from serving.kafka.providers import cycle_models, publish_data
+    from serving.kafka.providers.data import publish_data
+    from serving.kafka.providers.models import cycle_models
     from serving.kafka.settings import KafkaSettings
     from serving.ops.jobprocess import LocalJob
 
@@ -134,7 +135,7 @@ def _live(console, settings, job, duration: float | None, startup_timeout: float
     """
     from rich.live import Live
 
-    from serving.kafka.clients import consumer
+    from serving.kafka.clients import consumer, poll_batches
     from serving.pb.model_event_pb2 import ModelEvent
     from serving.pb.model_stats_pb2 import ModelStats
     from serving.pb.serving_result_pb2 import ServingResult
@@ -150,7 +151,8 @@ def _live(console, settings, job, duration: float | None, startup_timeout: float
     started: float | None = None
     total = 0
     with Live(_render(recent, per_model, stats, events, 0, 0.0), console=console, refresh_per_second=4) as live:
-        while not stop.is_set():
+        # An empty batch every 0.25 s keeps the checks and the view going while nothing arrives.
+        for batch in poll_batches(reader, wait_s=0.25, stop=stop):
             elapsed = time.monotonic() - started if started is not None else 0.0
             if duration is not None and elapsed >= duration:
                 break
@@ -158,8 +160,7 @@ def _live(console, settings, job, duration: float | None, startup_timeout: float
                 raise DemoError(f"no result within {startup_timeout:.0f}s; see {job.log_path}:\n{job.tail(8)}")
             if not job.alive:
                 raise DemoError(f"the serving job exited; last lines of {job.log_path}:\n{job.tail(8)}")
-            message = reader.poll(0.25)
-            if message is not None and not message.error():
+            for message in batch:
                 if message.topic() == topics.results:
                     result = ServingResult.FromString(message.value())
                     recent.appendleft(result)

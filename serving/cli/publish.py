@@ -18,7 +18,7 @@ from pathlib import Path
 from serving.cli.kafka import add_kafka_args, kafka_settings_from_args
 from serving.cli.models import parse_metadata
 from serving.errors import ConfigError
-from serving.formats import TYPE_NAMES
+from serving.formats.registry import format_names
 from serving.kafka.settings import KafkaSettings
 from serving.records import wine
 
@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "job must see under one of its model roots).",
     )
     model.add_argument("path", type=Path, metavar="PATH", help="model file, or SavedModel directory")
-    model.add_argument("--type", required=True, choices=sorted(TYPE_NAMES), help="model type")
+    model.add_argument("--type", required=True, choices=format_names(), help="model format")
     model.add_argument("--data-type", default=wine.DATA_TYPE, metavar="T", help="data type it scores (default: wine)")
     model.add_argument("--name", default=None, help="model name (default: the file name without suffix)")
     model.add_argument("--version", default=None, help="version (default: 12 hex digits of the artifact's SHA-256)")
@@ -129,7 +129,7 @@ def run_publish_data(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from serving.kafka.providers import publish_data
+    from serving.kafka.providers.data import publish_data
 
     if args.rate < 0:
         raise ConfigError(f"--rate must be 0 (unpaced) or more, got {args.rate:g}")
@@ -175,15 +175,14 @@ def run_publish_data(args: argparse.Namespace) -> int:
 
 def run_publish_model(args: argparse.Namespace) -> int:
     """Publish one model; one line says what went where."""
-    from serving.formats import parse_model_type
-    from serving.kafka.providers import publish_model
+    from serving.kafka.providers.models import publish_model
 
     metadata = parse_metadata(args.metadata)
     settings = _connected(args)
     descriptor = publish_model(
         settings,
         args.path,
-        parse_model_type(args.type),
+        args.type,
         data_type=args.data_type,
         name=args.name,
         version=args.version,
@@ -198,7 +197,7 @@ def run_publish_model(args: argparse.Namespace) -> int:
 
 def run_publish_models(args: argparse.Namespace) -> int:
     """Cycle through a model directory; one line per model published."""
-    from serving.kafka.providers import cycle_models
+    from serving.kafka.providers.models import cycle_models
 
     every = parse_duration(args.every)
     if args.rounds is not None and args.rounds < 1:
@@ -220,7 +219,7 @@ def run_results_tail(args: argparse.Namespace) -> int:
     """Show results: a live table on a terminal, else JSON lines."""
     from contextlib import closing
 
-    from serving.kafka.providers import tail_results
+    from serving.kafka.providers.results import tail_results
 
     if args.limit is not None and args.limit < 0:
         raise ConfigError(f"--limit must be 0 or more, got {args.limit}")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from serving.errors import ServingError
-from serving.kafka.settings import KafkaSettings
+from serving.kafka.settings import KafkaSettings, Topics
 from serving.logs import get_logger
 
 log = get_logger("kafka")
@@ -42,33 +42,11 @@ def check_reachable(settings: KafkaSettings, timeout: float = 5.0) -> None:
 def ensure_topics(settings: KafkaSettings, partitions: int | None = None) -> dict[str, str]:
     """Create every topic of ``settings.topics`` that does not exist yet; returns role -> topic.
 
-    Every topic takes messages up to ``settings.max_message_bytes`` (the jobs'
-    producers are set to the same limit). The stats topic is compacted (``cleanup.policy=compact``): the jobs key each
-    snapshot by data type, model version and instance, so it keeps the newest
-    snapshot of each and a reader from the beginning gets the current stats
-    quickly. Every other topic uses the delete policy. Existing topics are left
-    as they are.
+    Existing topics are left as they are. See :func:`create_topics` for how
+    topics are configured.
     """
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     check_reachable(settings)
-    admin = AdminClient(settings.librdkafka_config())
-    existing = set(admin.list_topics(timeout=10).topics)
-    wanted = []
-    for role, topic in settings.topics.all().items():
-        if topic in existing:
-            continue
-        config = {"max.message.bytes": str(settings.max_message_bytes), **TOPIC_CONFIG.get(role, {})}
-        wanted.append(
-            NewTopic(topic, num_partitions=partitions or settings.partitions, replication_factor=1, config=config)
-        )
-    for topic, future in admin.create_topics(wanted).items() if wanted else ():
-        try:
-            future.result()
-            log.info("topic created", extra={"topic": topic})
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise ServingError(f"cannot create topic {topic}: {exc}") from exc
+    create_topics(settings, settings.topics, partitions or settings.partitions, exist_ok=True)
     return settings.topics.all()
 
 
@@ -172,3 +150,126 @@ def poll_batches(
         if batch:
             last = time.monotonic()
         yield batch
+
+
+def create_topics(
+    settings: KafkaSettings,
+    topics: Topics,
+    partitions: int,
+    *,
+    partitions_by_role: Mapping[str, int] | None = None,
+    config_by_role: Mapping[str, Mapping[str, str]] | None = None,
+    exist_ok: bool = False,
+    timeout_s: float = 30.0,
+) -> None:
+    """Create every topic of ``topics``.
+
+    Every topic takes messages up to ``settings.max_message_bytes`` (the jobs'
+    producers are set to the same limit). The stats topic is compacted
+    (``cleanup.policy=compact``): the jobs key each snapshot by data type,
+    model version and instance, so it keeps the newest snapshot of each and a
+    reader from the beginning gets the current stats quickly. Every other
+    topic uses the delete policy.
+
+    Args:
+        settings: The cluster to create them on.
+        topics: The topic names by role.
+        partitions: Partitions of each topic whose role ``partitions_by_role`` does not name.
+        partitions_by_role: Role -> partitions, for roles that need another count.
+        config_by_role: Role -> topic configuration over the defaults above.
+        exist_ok: Leave a topic that exists as it is, instead of failing.
+        timeout_s: How long to wait for each topic to be created.
+
+    Raises:
+        ServingError: A topic could not be created (it exists already, the broker refused, a timeout).
+    """
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    partitions_by_role = partitions_by_role or {}
+    config_by_role = config_by_role or {}
+    admin = AdminClient(settings.librdkafka_config())
+    existing = set(admin.list_topics(timeout=10).topics) if exist_ok else set()
+    wanted = [
+        NewTopic(
+            name,
+            num_partitions=partitions_by_role.get(role, partitions),
+            replication_factor=1,
+            config={
+                "max.message.bytes": str(settings.max_message_bytes),
+                **TOPIC_CONFIG.get(role, {}),
+                **config_by_role.get(role, {}),
+            },
+        )
+        for role, name in topics.all().items()
+        if name not in existing
+    ]
+    for name, future in admin.create_topics(wanted).items() if wanted else ():
+        try:
+            future.result(timeout_s)
+            log.info("topic created", extra={"topic": name})
+        except Exception as exc:
+            if exist_ok and "TOPIC_ALREADY_EXISTS" in str(exc):
+                continue
+            raise ServingError(f"cannot create topic {name}: {exc}") from exc
+
+
+def delete_topics(settings: KafkaSettings, names: Iterable[str], timeout_s: float = 60.0) -> dict[str, str]:
+    """Delete the topics ``names``, waiting up to ``timeout_s`` for each; never raises for a topic.
+
+    Returns:
+        Topic -> why, for every topic that was not deleted (empty when all were).
+    """
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.librdkafka_config())
+    failed = {}
+    # The broker gets half the time, so its own timeout arrives as an error rather than ours.
+    for name, future in admin.delete_topics(list(names), operation_timeout=timeout_s / 2).items():
+        try:
+            future.result(timeout_s)
+        except Exception as exc:
+            failed[name] = str(exc)
+    return failed
+
+
+def produce_with_backpressure(
+    sink,
+    topic: str,
+    value: bytes,
+    *,
+    key: bytes | None = None,
+    on_delivery: Callable[[Any, Any], None] | None = None,
+) -> None:
+    """Produce one message with ``sink`` (a confluent-kafka producer), waiting while its local queue is full.
+
+    A full queue (``BufferError``) is not a failure: delivery reports are
+    served until there is room, then the message is produced. Pending
+    delivery callbacks are served before returning.
+    """
+    callback = {} if on_delivery is None else {"on_delivery": on_delivery}
+    while True:
+        try:
+            sink.produce(topic, value, key=key, **callback)
+            break
+        except BufferError:
+            sink.poll(0.1)
+    sink.poll(0)
+
+
+class KafkaFlushTimeout(ServingError):
+    """Messages were still waiting in a producer's queue when its flush timed out."""
+
+    reason = "kafka flush timed out"
+
+
+def flush_or_raise(sink, topic: str, timeout_s: float = 60.0) -> None:
+    """Flush ``sink`` (a confluent-kafka producer), waiting up to ``timeout_s``.
+
+    A message whose delivery failed counts as flushed: check failures with an
+    ``on_delivery`` callback.
+
+    Raises:
+        KafkaFlushTimeout: Messages were still queued at the timeout; the message names ``topic``.
+    """
+    if sink.flush(timeout_s):
+        raise KafkaFlushTimeout(f"the broker did not acknowledge every message to {topic} within {timeout_s:.0f}s")

@@ -17,17 +17,12 @@ import pytest
 from serving.cli import main
 from serving.codecs.records import decode_record
 from serving.core.model import ModelType
-from serving.formats import TYPE_NAMES, parse_descriptor
-from serving.kafka.clients import consumer, producer
-from serving.kafka.providers import (
-    InlineModelTooLarge,
-    TopicMissing,
-    cycle_models,
-    discover_models,
-    publish_data,
-    publish_model,
-    tail_results,
-)
+from serving.formats import parse_descriptor
+from serving.kafka.clients import consumer, poll_batches, producer
+from serving.kafka.providers.common import InlineModelTooLarge, TopicMissing
+from serving.kafka.providers.data import publish_data
+from serving.kafka.providers.models import cycle_models, discover_models, publish_model
+from serving.kafka.providers.results import tail_results
 from serving.ops.broker import LocalBroker
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records import wine
@@ -44,12 +39,11 @@ def read_keyed(settings, topic: str, expected: int, timeout: float = 20.0) -> li
     reader = consumer(settings, group_id=f"keyed-{uuid.uuid4().hex[:8]}")
     reader.subscribe([topic])
     out: list[tuple[bytes, bytes]] = []
-    deadline = time.monotonic() + timeout
     try:
-        while len(out) < expected and time.monotonic() < deadline:
-            message = reader.poll(0.5)
-            if message is not None and not message.error():
-                out.append((message.key(), message.value()))
+        for batch in poll_batches(reader, until=time.monotonic() + timeout):
+            out.extend((message.key(), message.value()) for message in batch)
+            if len(out) >= expected:
+                break
     finally:
         reader.close()
     return out
@@ -208,9 +202,9 @@ def test_cycle_models_stops_on_event(kafka_settings, manifest_dir):
 
 def test_discover_models_without_manifest():
     entries = {entry.name: entry for entry in discover_models(REFERENCE_MODELS)}
-    assert entries["optimized_WineQuality"].model_type == TYPE_NAMES["tensorflow"]
-    assert entries["wine_savedmodel"].model_type == TYPE_NAMES["tensorflow_saved"]  # saved_model.pb in 1/
-    assert entries["winequalityLinearRegression"].model_type == TYPE_NAMES["pmml"]
+    assert entries["optimized_WineQuality"].model_type == "tensorflow"
+    assert entries["wine_savedmodel"].model_type == "tensorflow_saved"  # saved_model.pb in 1/
+    assert entries["winequalityLinearRegression"].model_type == "pmml"
     assert len(entries) == 5
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from serving.kafka.clients import consumer, producer
+from serving.kafka.clients import consumer, poll_batches, producer
 from serving.kafka.settings import KafkaSettings
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
@@ -24,16 +24,14 @@ def read_all(settings: KafkaSettings, topic: str, expected: int | None = None, t
     reader = consumer(settings, group_id=f"reader-{uuid.uuid4().hex[:8]}")
     reader.subscribe([topic])
     values: list[bytes] = []
-    deadline = time.monotonic() + timeout
     idle_since = time.monotonic()
     try:
-        while time.monotonic() < deadline:
-            message = reader.poll(0.5)
-            if message is None or message.error():
+        for batch in poll_batches(reader, until=time.monotonic() + timeout):
+            if not batch:
                 if expected is None and values and time.monotonic() - idle_since > 3:
                     break
                 continue
-            values.append(message.value())
+            values.extend(message.value() for message in batch)
             idle_since = time.monotonic()
             if expected is not None and len(values) >= expected:
                 break

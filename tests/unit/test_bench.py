@@ -5,23 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.bench.run import (
-    CONFIGS,
-    SECTION_BEGIN,
-    SECTION_END,
-    BenchPlan,
-    BenchResult,
+from serving.bench.configs import CONFIGS, BenchPlan, parse_only
+from serving.bench.measures import (
     check_ids,
     latency_summary,
-    markdown_table,
     parse_cpu_model,
     parse_mem_total_gib,
-    parse_only,
     percentile,
-    replace_section,
-    score_messages,
     throughput,
 )
+from serving.bench.plain import score_messages
+from serving.bench.report import SECTION_BEGIN, SECTION_END, BenchResult, markdown_table, replace_section
 from serving.codecs.records import encode_record
 from serving.core.model import Model, ModelDescriptor, ModelType, RawPrediction, classify
 from serving.errors import ConfigError, EmptyInputError
@@ -82,7 +76,7 @@ def test_throughput_of_bursts_uses_first_and_last_stamp():
 
 
 def test_steady_throughput_leaves_out_a_slow_start_and_end():
-    from serving.bench.run import steady_throughput
+    from serving.bench.measures import steady_throughput
 
     warm_up = [0] * 10  # ten results at 0 ms, then 80 at one per ms from 1,000 ms, then 10 at 5,000 ms
     steady = list(range(1_000, 1_080))
@@ -241,7 +235,7 @@ def test_score_messages_scores_a_batch_in_one_call_and_skips_what_does_not_decod
 
 
 def test_sweep_pairs_parse_and_bad_ones_are_one_line_errors():
-    from serving.bench.run import parse_sweep
+    from serving.bench.measures import parse_sweep
 
     assert parse_sweep("100:5, 1000:10") == [(100, 5), (1000, 10)]
     for bad in ["", "100", "100:x", "0:10", "10:0", "1:2:3"]:
