@@ -14,16 +14,14 @@ from dataclasses import dataclass
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
-from flink_jobs.functions.base import ServingMetrics, validated
 from flink_jobs.functions.keyed import ModelServingKeyed
 from flink_jobs.functions.partitioned import MODELS, ModelServingPartitioned
+from flink_jobs.functions.passthrough import Passthrough
 from flink_jobs.ingest import keyed_by_first_field, routed_models, routed_records
 from flink_jobs.io import JobIO
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, RECORD_ROW, STATS
-from serving.pb.serving_result_pb2 import ServingResult
-from serving.settings import PASSTHROUGH_MODEL, JobSettings, ServingOptions
+from serving.settings import JobSettings
 
 #: Savepoints map state to operator uids: every uid, by job, is recorded in state_layout.json
 #: (see docs/state-compatibility.md).
@@ -45,32 +43,6 @@ class ServingStreams:
 class _DataTypeKey:
     def __call__(self, row) -> str:
         return row.data_type
-
-
-class Passthrough(ProcessFunction):
-    """A decoded record -> one ``ServingResult`` named ``passthrough``: no model, no state, no score.
-
-    The benchmark's ceiling: what the sources, routing, decoding, the Python
-    hand-over and the sinks cost without any serving work. Invalid records are
-    dead-lettered as in the serving jobs. Declares the stats side output
-    (never written) so the job has the same four outputs as the serving jobs.
-    """
-
-    def __init__(self, options: ServingOptions) -> None:
-        self.options = options
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        """Register the metrics (dead letters are counted as in the serving jobs)."""
-        self.metrics = ServingMetrics(runtime_context.get_metrics_group())
-
-    def process_element(self, value, ctx):
-        """Emit the result for one routed record (``KEYED_RECORD_ROW``), or its dead letter."""
-        record = yield from validated(value[1], self.metrics, self.options)
-        if record is not None:
-            result = ServingResult(
-                model_name=PASSTHROUGH_MODEL, data_type=record.data_type, record_id=record.id, record_ts=record.ts
-            )
-            yield result.SerializeToString()
 
 
 def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: JobIO) -> ServingStreams:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from serving.cli.kafka import add_kafka_args, kafka_settings_from_args
 from serving.errors import ConfigError
-from serving.ops.cluster import (
+from serving.ops.cluster.config import (
     DEFAULT_REST_PORT,
     DEFAULT_RPC_PORT,
     DEFAULT_SAVEPOINTS,
@@ -22,16 +22,14 @@ from serving.ops.cluster import (
     JOBMANAGER_ENV,
     STATE_ENV,
     ClusterOptions,
-    FlinkRest,
-    LocalCluster,
-    Submission,
-    as_uri,
     check_job_id,
-    recorded_submission,
-    submit,
-    upgrade,
 )
+from serving.ops.cluster.local import LocalCluster
+from serving.ops.cluster.rest import FlinkRest
+from serving.ops.cluster.submit import Submission, recorded_submission, submit
+from serving.ops.cluster.upgrade import upgrade
 from serving.settings import environment
+from serving.uris import as_uri
 
 #: ``cluster status`` exits with this when the cluster is stopped (0 when it runs), like ``kafka status``.
 EXIT_STOPPED = 3

@@ -8,9 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from serving.core.model import Model, ModelType
+from serving.core.model import Model
 from serving.errors import ConfigError, ModelLoadError
-from serving.formats import TYPE_NAMES, descriptor_from_path, load_model, parse_model_type, resolve_artifact
+from serving.formats import descriptor_from_path, load_model
+from serving.formats.artifacts import resolve_artifact
+from serving.formats.registry import detect_format, format_names, parse_format
 from serving.records import wine
 
 
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "scientist runs before publishing a model.",
     )
     score.add_argument("--model", required=True, type=Path, help="model file, or SavedModel directory")
-    score.add_argument("--type", required=True, choices=sorted(TYPE_NAMES), help="model type")
+    score.add_argument("--type", required=True, choices=format_names(), help="model format")
     score.add_argument("--data", required=True, type=Path, help="wine CSV: ';'-separated, no header")
     score.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="descriptor metadata")
     score.set_defaults(handler=run_score)
@@ -52,18 +54,18 @@ def parse_metadata(items: list[str]) -> dict[str, str]:
     return out
 
 
-def parse_model_spec(spec: str) -> tuple[Path, int]:
-    """``PATH:TYPE`` into a path and a ``ModelType``."""
+def parse_model_spec(spec: str) -> tuple[Path, str]:
+    """``PATH:TYPE`` into a path and a format name."""
     path, sep, type_name = spec.rpartition(":")
     if not sep or not path:
         raise ConfigError(f"model spec must be PATH:TYPE, got {spec!r}")
-    return Path(path), parse_model_type(type_name)
+    return Path(path), parse_format(type_name)
 
 
 def run_score(args: argparse.Namespace) -> int:
     """Score ``--data`` with ``--model``; JSON lines on stdout."""
     data = wine.read_wine_csv(args.data)
-    descriptor = descriptor_from_path(args.model, parse_model_type(args.type), metadata=parse_metadata(args.metadata))
+    descriptor = descriptor_from_path(args.model, args.type, metadata=parse_metadata(args.metadata))
     model = load_model(descriptor)
     try:
         scores = model.score_batch(data.features)
@@ -79,14 +81,11 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def reference_models() -> list[tuple[Path, int]]:
-    """The shipped reference models with their types."""
+def reference_models() -> list[tuple[Path, str]]:
+    """The shipped reference models with their formats, PMML last (its JVM would slow the others)."""
     models = wine.reference_dir() / "models"
-    found = [(models / "optimized_WineQuality.pb", TYPE_NAMES["tensorflow"])]
-    found.append((models / "wine_savedmodel", TYPE_NAMES["tensorflow_saved"]))
-    found += [(p, TYPE_NAMES["pmml"]) for p in sorted(models.glob("*.pmml"))]
-    found += [(p, TYPE_NAMES["onnx"]) for p in sorted(models.glob("*.onnx"))]
-    return found
+    found = [(path, fmt) for path in sorted(models.iterdir()) if (fmt := detect_format(path))]
+    return sorted(found, key=lambda item: item[1] == "pmml")
 
 
 #: The PMML engines bench-models measures; "vs pypmml" compares the compiled one with pypmml.
@@ -105,12 +104,9 @@ def run_bench_models(args: argparse.Namespace) -> int:
     data = wine.read_wine_csv(args.data or wine.reference_csv()).features
     specs = [parse_model_spec(s) for s in args.model] or reference_models()
     console = Console(stderr=True)
-    runs = [(path, model_type, None) for path, model_type in specs if model_type != ModelType.PMML]
+    runs = [(path, model_type, None) for path, model_type in specs if model_type != "pmml"]
     runs += [
-        (path, model_type, engine)
-        for engine in PMML_ENGINES
-        for path, model_type in specs
-        if model_type == ModelType.PMML
+        (path, model_type, engine) for engine in PMML_ENGINES for path, model_type in specs if model_type == "pmml"
     ]
     rates: dict[tuple[Path, str | None], tuple[float, float]] = {}
     type_names: dict[Path, str] = {}
@@ -134,7 +130,7 @@ def run_bench_models(args: argparse.Namespace) -> int:
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "type", "engine") else "right")
     for path, model_type in specs:
-        for engine in PMML_ENGINES if model_type == ModelType.PMML else (None,):
+        for engine in PMML_ENGINES if model_type == "pmml" else (None,):
             if (path, engine) not in rates:
                 continue
             single_rate, batched_rate = rates[path, engine]
@@ -155,7 +151,7 @@ def run_bench_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_for_bench(path: Path, model_type: int, engine: str | None) -> Model:
+def _load_for_bench(path: Path, model_type: str, engine: str | None) -> Model:
     """The model at ``path``; a PMML one on the given engine (see ``serving.formats.pmml.model``)."""
     descriptor = descriptor_from_path(path, model_type)
     if engine is None:

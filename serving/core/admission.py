@@ -27,7 +27,7 @@ import numpy as np
 from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter
 from serving.codecs.records import check_timestamp
-from serving.core.model import Model, ModelDescriptor
+from serving.core.model import Model, model_key
 from serving.errors import ModelMessageTooLarge, ModelValidationError, ServingError
 from serving.formats import load_model, parse_descriptor, restore
 from serving.pb.dead_letter_pb2 import DeadLetter
@@ -51,11 +51,6 @@ def validate(model: Model) -> None:
         raise ModelValidationError(f"model {model.name}:{model.version} failed its probe record: {exc}") from exc
     if not np.all(np.isfinite(result.scores)):
         raise ModelValidationError(f"model {model.name}:{model.version} gave a non-finite score for its probe record")
-
-
-def model_key(model: Model | ModelDescriptor) -> tuple[str, str, str]:
-    """Identity of a model version: (data type, name, version)."""
-    return (model.data_type, model.name, model.version)
 
 
 @dataclass

@@ -21,6 +21,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 
@@ -110,7 +111,18 @@ class Model(ABC):
 
     Subclasses implement ``_predict`` and set ``n_features`` when the artifact
     declares its input width, ``input_dtype`` when it takes narrower floats.
+    A subclass is a model *format*: registered in the ``modelserving.formats``
+    entry-point group under ``format_name`` (see :mod:`serving.formats.registry`),
+    and it imports its framework on first use, not at module import, so the
+    registry can read ``suffixes`` and ``directory_marker`` cheaply.
     """
+
+    #: The format's name: ``--type`` on the command line, ``ModelDescriptor.format``.
+    format_name: ClassVar[str] = ""
+    #: File suffixes that mark this format when a directory of models is scanned.
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    #: A file whose presence (at any depth) marks a directory as a model of this format.
+    directory_marker: ClassVar[str | None] = None
 
     #: Expected input width, or None when the artifact does not say.
     n_features: int | None = None
@@ -143,8 +155,10 @@ class Model(ABC):
 
     @property
     def type_name(self) -> str:
-        """The model type as a name, e.g. ``PMML``."""
-        return ModelType.Name(self.descriptor.model_type)
+        """The model type as a name, e.g. ``PMML`` (a plug-in format: its name)."""
+        if self.descriptor.model_type:
+            return ModelType.Name(self.descriptor.model_type)
+        return self.descriptor.format or self.format_name
 
     @property
     def data_type(self) -> str:
@@ -222,3 +236,8 @@ class Model(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}:{self.version} ({self.type_name}, {self.data_type})>"
+
+
+def model_key(model: Model | ModelDescriptor) -> tuple[str, str, str]:
+    """Identity of a model version: (data type, name, version)."""
+    return (model.data_type, model.name, model.version)

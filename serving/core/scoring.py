@@ -13,16 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter, results_for
 from serving.codecs.records import check_timestamp, decode_record, features_matrix
-from serving.core.admission import model_key
 from serving.core.model import Model
-from serving.core.stats import ModelServingStats
 from serving.core.timeline import assign
 from serving.errors import InputError, InputRangeError, ServingError
 from serving.pb.dead_letter_pb2 import DeadLetter
-from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.pb.wine_record_pb2 import WineRecord
 from serving.records import wine
@@ -184,96 +180,3 @@ def decode_data(payload: bytes, options: ServingOptions | None = None) -> WineRe
             "data", exc.reason, str(exc), payload, max_payload_bytes=options.dead_letter_max_payload_bytes
         )
     return record
-
-
-class StatsTracker:
-    """Stats of each model an instance serves, with the emission rule.
-
-    Stats are emitted (returned as ``ModelStats`` messages) when a model starts
-    and stops serving its data type, every ``every_records`` records, when
-    ``every_seconds`` have passed since the last emission (checked on
-    :meth:`scored` and :meth:`emit_due`), and on request. The tracker loads
-    from and saves to ``ModelStatsList`` bytes, so a Flink function can keep it
-    in one ValueState; the time of the last emission travels with it (as each
-    entry's ``emitted_at``), so the time rule holds across timer calls.
-
-    Attributes:
-        starts: models that started serving since this tracker was built.
-        unreported: records were accounted for since the last emission of all
-            stats; a caller should come back (:meth:`emit_due`) later.
-    """
-
-    def __init__(self, instance: str, every_records: int, every_seconds: float, saved: bytes | None) -> None:
-        self.instance = instance
-        self.every_records = every_records
-        self.every_ms = int(every_seconds * 1000)
-        entries = ModelStatsList.FromString(bytes(saved)).stats if saved else []
-        self.stats: dict[str, ModelServingStats] = {}
-        for entry in entries:
-            stats = ModelServingStats.from_proto(entry)
-            self.stats["\x1f".join((stats.data_type, stats.name, stats.version))] = stats
-        self._last_emit_ms = max((e.emitted_at for e in entries), default=0) or now_ms()
-        self.starts = 0
-        self.unreported = False
-
-    @staticmethod
-    def key(model: Model) -> str:
-        """The state key of a model's stats."""
-        return "\x1f".join(model_key(model))
-
-    def started(self, model: Model, since_ms: int) -> list[ModelStats]:
-        """``model`` now serves its data type: retire the others of that type."""
-        emitted = []
-        for key in [k for k, s in self.stats.items() if s.data_type == model.data_type]:
-            if key != self.key(model):
-                emitted.append(self._message(self.stats.pop(key)))
-        if self.key(model) not in self.stats:
-            self.stats[self.key(model)] = self._fresh(model, since_ms)
-            self.starts += 1
-            emitted.append(self._message(self.stats[self.key(model)]))
-        return emitted
-
-    def scored(self, model: Model, count: int, duration_ns: int) -> list[ModelStats]:
-        """Account for a batch; returns the stats due for emission, if any."""
-        since = model.descriptor.created_at or now_ms()
-        emitted = self.started(model, since) if self.key(model) not in self.stats else []
-        stats = self.stats[self.key(model)]
-        before = stats.usage
-        stats.record(duration_ns, count)
-        crossed = self.every_records and before // self.every_records != stats.usage // self.every_records
-        if crossed or (self.every_ms and now_ms() - self._last_emit_ms >= self.every_ms):
-            emitted.extend(self.emit_all())
-        else:
-            self.unreported = True
-        return [m for m in emitted if m is not None]
-
-    def emit_due(self) -> list[ModelStats]:
-        """Every model's stats when ``every_seconds`` have passed since the last emission, else nothing."""
-        if self.every_ms and now_ms() - self._last_emit_ms >= self.every_ms:
-            return self.emit_all()
-        return []
-
-    def emit_all(self) -> list[ModelStats]:
-        """Current stats of every model, for periodic and end-of-input emission."""
-        self._last_emit_ms = now_ms()
-        self.unreported = False
-        return [self._message(s) for s in self.stats.values()]
-
-    def saved(self) -> bytes:
-        """The bytes to keep in state (a ``ModelStatsList``; ``emitted_at``: the last emission)."""
-        entries = []
-        for stats in self.stats.values():
-            entry = stats.to_proto()
-            entry.emitted_at = self._last_emit_ms
-            entries.append(entry)
-        return ModelStatsList(stats=entries).SerializeToString()
-
-    def _fresh(self, model: Model, since_ms: int) -> ModelServingStats:
-        stats = ModelServingStats.for_model(model.descriptor, since_ms)
-        stats.instance = self.instance
-        return stats
-
-    def _message(self, stats: ModelServingStats) -> ModelStats:
-        message = stats.to_proto()
-        message.emitted_at = now_ms()
-        return message

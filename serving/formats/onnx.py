@@ -1,9 +1,8 @@
-"""ONNX: an ONNX ModelProto, scored with onnxruntime."""
+"""``onnx``: an ONNX ModelProto, scored with onnxruntime."""
 
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 
 from serving.core.model import Model, ModelDescriptor, RawPrediction, classify
 from serving.formats.common import dense_output, metadata_list
@@ -19,8 +18,13 @@ class OnnxModel(Model):
     follows the dense rule: [N] or [N,1] regresses, [N,K] classifies.
     """
 
+    format_name = "onnx"
+    suffixes = (".onnx",)
+
     def __init__(self, descriptor: ModelDescriptor, artifact: bytes) -> None:
         super().__init__(descriptor, artifact)
+        import onnxruntime as ort  # on first use: listing the formats must not load onnxruntime
+
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.log_severity_level = 3

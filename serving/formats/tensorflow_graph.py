@@ -1,9 +1,8 @@
-"""TENSORFLOW: a frozen GraphDef, scored through a pruned ``wrap_function``."""
+"""``tensorflow``: a frozen GraphDef, scored through a pruned ``wrap_function``."""
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 from serving.core.model import Model, ModelDescriptor, RawPrediction
 from serving.errors import CorruptModelError
@@ -17,8 +16,14 @@ class TensorFlowGraphModel(Model):
     node as output, which is how Keras-to-frozen-graph exports are laid out.
     """
 
+    format_name = "tensorflow"
+    suffixes = (".pb",)
+
     def __init__(self, descriptor: ModelDescriptor, artifact: bytes) -> None:
         super().__init__(descriptor, artifact)
+        import tensorflow as tf  # on first use: listing the formats must not load TensorFlow
+
+        self._constant = tf.constant
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(artifact)
         if not graph_def.node:
@@ -41,7 +46,7 @@ class TensorFlowGraphModel(Model):
         self.input_name, self.output_name = input_name, output_name
 
     def _predict(self, features: np.ndarray) -> RawPrediction:
-        output = self._fn(tf.constant(features.astype(self.input_dtype))).numpy()
+        output = self._fn(self._constant(features.astype(self.input_dtype))).numpy()
         return dense_output(self.descriptor, output)
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from serving.core.model import Model, ModelDescriptor, RawPrediction
 from serving.errors import CorruptModelError, ModelSchemaError
@@ -25,8 +24,15 @@ class TensorFlowSavedModel(Model):
     ``output`` or the signature's only (or first, sorted by name) output.
     """
 
+    format_name = "tensorflow_saved"
+    #: A directory holding this file (at any depth) is a SavedModel.
+    directory_marker = "saved_model.pb"
+
     def __init__(self, descriptor: ModelDescriptor, artifact: bytes) -> None:
         super().__init__(descriptor, artifact)
+        import tensorflow as tf  # on first use: listing the formats must not load TensorFlow
+
+        self._constant = tf.constant
         self._workdir = Path(tempfile.mkdtemp(prefix="savedmodel-"))
         try:
             export_dir = _extract(artifact, self._workdir, descriptor)
@@ -60,7 +66,7 @@ class TensorFlowSavedModel(Model):
             raise
 
     def _predict(self, features: np.ndarray) -> RawPrediction:
-        result = self._fn(**{self.input_name: tf.constant(features.astype(self.input_dtype))})
+        result = self._fn(**{self.input_name: self._constant(features.astype(self.input_dtype))})
         return dense_output(self.descriptor, result[self.output_name].numpy())
 
     def close(self) -> None:

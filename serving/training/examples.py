@@ -47,7 +47,7 @@ class TrainedArtifact:
 
     Attributes:
         path: The file, or for ``tensorflow_saved`` the directory, that was written.
-        model_type: A CLI type name, a key of ``serving.formats.TYPE_NAMES``.
+        model_type: A format name (``serving.formats.registry.format_names()``).
         name: The model name to publish it under.
         kind: ``"regression"`` or ``"classification"``.
         metadata: Entries for ``ModelDescriptor.metadata`` the factory needs to

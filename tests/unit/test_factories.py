@@ -18,7 +18,8 @@ from serving.errors import (
     ServingError,
     UnknownModelType,
 )
-from serving.formats import descriptor_from_path, load_model, parse_descriptor, parse_model_type, restore
+from serving.formats import descriptor_from_path, load_model, parse_descriptor, restore
+from serving.formats.registry import parse_format
 from serving.records.wine import read_wine_csv
 from tests.conftest import PMML_FOREST, PMML_LINEAR, TF_GRAPH, TF_SAVED
 
@@ -66,7 +67,7 @@ def test_onnx_regressor_scores_its_formula(onnx_path, wine_data):
 )
 def test_to_bytes_restore_round_trip(kind, onnx_path, wine_data, tmp_path):
     path = {"tensorflow": TF_GRAPH, "tensorflow_saved": TF_SAVED, "pmml": PMML_FOREST, "onnx": onnx_path}[kind]
-    original = load_model(descriptor_from_path(path, parse_model_type(kind), name="m", version="7"))
+    original = load_model(descriptor_from_path(path, parse_format(kind), name="m", version="7"))
     state = original.to_bytes()
     restored = restore(state)
     assert (restored.name, restored.version, restored.model_type) == ("m", "7", original.model_type)
@@ -92,7 +93,7 @@ def test_saved_model_by_location_is_inlined_in_state(wine_data):
 
 def test_unknown_model_type_name():
     with pytest.raises(UnknownModelType, match="xgboost"):
-        parse_model_type("xgboost")
+        parse_format("xgboost")
 
 
 def test_unknown_model_type_in_descriptor():
@@ -111,7 +112,7 @@ def test_corrupt_bytes_raise_a_load_error(kind, path, tmp_path):
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\x08\x96\x01 this is not a model \xff\xfe" * 3)
     with pytest.raises(CorruptModelError):
-        load_model(descriptor_from_path(bad, parse_model_type(kind)))
+        load_model(descriptor_from_path(bad, parse_format(kind)))
 
 
 @pytest.mark.parametrize(("kind", "path"), [("tensorflow", TF_GRAPH), ("pmml", PMML_FOREST)])
@@ -119,7 +120,7 @@ def test_truncated_file_raises_a_load_error(kind, path, tmp_path):
     truncated = tmp_path / path.name
     truncated.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(CorruptModelError):
-        load_model(descriptor_from_path(truncated, parse_model_type(kind)))
+        load_model(descriptor_from_path(truncated, parse_format(kind)))
 
 
 def test_truncated_onnx_raises_a_load_error(onnx_path, tmp_path):
@@ -170,7 +171,7 @@ def test_checksum_mismatch():
 
 @pytest.mark.parametrize("path,kind", [(TF_GRAPH, "tensorflow"), (PMML_FOREST, "pmml"), (TF_SAVED, "tensorflow_saved")])
 def test_wrong_input_width(path, kind, wine_data):
-    model = load_model(descriptor_from_path(path, parse_model_type(kind)))
+    model = load_model(descriptor_from_path(path, parse_format(kind)))
     with pytest.raises(InputShapeError, match="11"):
         model.score_batch(wine_data.features[:, :10])
 
@@ -197,7 +198,7 @@ def test_errors_are_serving_errors_with_reasons():
 def test_saved_model_archive_is_reproducible(monkeypatch):
     import time as time_module
 
-    from serving.formats import archive_directory
+    from serving.formats.artifacts import archive_directory
 
     first = archive_directory(TF_SAVED)
     real = time_module.time

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flink_jobs.functions.base import FlushTimers, RecordBuffer, slot
+from flink_jobs.functions.buffer import RecordBuffer
+from flink_jobs.functions.timers import FlushTimers, slot
 from flink_jobs.tags import END_OF_INPUT
 from serving.codecs.records import decode_record, encode_record
 from serving.core.model import BatchScores
@@ -113,7 +114,7 @@ def test_the_idle_timer_flushes_only_a_quiet_key_and_never_past_the_model_delay(
     """
     from pyflink.datastream import TimeDomain
 
-    import flink_jobs.functions.base as serving_function
+    import flink_jobs.functions.timers as serving_function
 
     now = {"t": 1_000}
     monkeypatch.setattr(serving_function, "now_ms", lambda: now["t"])
@@ -134,7 +135,7 @@ def test_the_idle_timer_flushes_only_a_quiet_key_and_never_past_the_model_delay(
 def test_event_time_flushes_wait_for_the_model_delay():
     from pyflink.datastream import TimeDomain
 
-    from flink_jobs.functions.base import FlushBounds
+    from flink_jobs.functions.timers import FlushBounds
 
     timers = FlushTimers(ServingOptions(batch_wait_ms=100, max_model_delay_ms=500))
     ctx = FakeContext("wine", TimeDomain.EVENT_TIME)

@@ -8,21 +8,18 @@ from types import SimpleNamespace
 import pytest
 from pyflink.datastream import TimeDomain
 
-from flink_jobs.functions.base import (
-    METRIC_GROUP,
-    FlushBounds,
-    RecordBuffer,
-    ServingMetrics,
-    report_stats,
-    score_buffer,
-)
+from flink_jobs.functions.base import report_stats, score_buffer
+from flink_jobs.functions.buffer import RecordBuffer
 from flink_jobs.functions.keyed import ModelServingKeyed
+from flink_jobs.functions.metrics import METRIC_GROUP, ServingMetrics
 from flink_jobs.functions.partitioned import ModelServingPartitioned
+from flink_jobs.functions.timers import FlushBounds
 from flink_jobs.tags import DEAD_LETTERS, STATS
 from serving.codecs.records import encode_record
 from serving.core.admission import ModelCache
 from serving.core.model import ModelType
-from serving.core.scoring import StatsTracker, decode_buffer
+from serving.core.scoring import decode_buffer
+from serving.core.stats import StatsTracker
 from serving.formats import descriptor_from_path
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
@@ -266,7 +263,7 @@ def test_no_stats_timer_without_processing_time_timers():
 
 
 def test_the_passthrough_validates_like_the_serving_jobs_and_counts_dead_letters(wine_data):
-    from flink_jobs.jobs import Passthrough
+    from flink_jobs.functions.passthrough import Passthrough
     from serving.pb.serving_result_pb2 import ServingResult
     from serving.settings import PASSTHROUGH_MODEL
 

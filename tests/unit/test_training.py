@@ -16,7 +16,8 @@ import pytest
 
 from serving.cli import main
 from serving.errors import ConfigError, EmptyInputError, InputError
-from serving.formats import TYPE_NAMES, descriptor_from_path, load_model, parse_model_type
+from serving.formats import descriptor_from_path, load_model
+from serving.formats.registry import BUILTIN_TYPES, parse_format
 from serving.records import wine
 from serving.training.examples import MANIFEST_NAME, TrainedArtifact, train_models
 
@@ -71,7 +72,7 @@ def trained(out_dir: Path, progress_lines: list[str]) -> dict[str, TrainedArtifa
 
 
 def _load(artifact: TrainedArtifact):
-    descriptor = descriptor_from_path(artifact.path, parse_model_type(artifact.model_type), metadata=artifact.metadata)
+    descriptor = descriptor_from_path(artifact.path, parse_format(artifact.model_type), metadata=artifact.metadata)
     return load_model(descriptor)
 
 
@@ -85,7 +86,7 @@ def _score(artifact: TrainedArtifact, features: np.ndarray):
 
 def test_exports_every_supported_type(trained: dict[str, TrainedArtifact], out_dir: Path) -> None:
     assert sorted((a.name, a.model_type, a.kind) for a in trained.values()) == sorted(EXPECTED)
-    assert {a.model_type for a in trained.values()} == set(TYPE_NAMES)
+    assert {a.model_type for a in trained.values()} == set(BUILTIN_TYPES)
     for artifact in trained.values():
         assert artifact.path.parent == out_dir
         assert artifact.path.exists()
@@ -140,7 +141,7 @@ def test_manifest_lists_every_artifact_loadably(trained: dict[str, TrainedArtifa
         }
         # A publisher needs nothing but the manifest to describe and load the model.
         descriptor = descriptor_from_path(
-            out_dir / entry["path"], parse_model_type(entry["type"]), name=entry["name"], metadata=entry["metadata"]
+            out_dir / entry["path"], parse_format(entry["type"]), name=entry["name"], metadata=entry["metadata"]
         )
         model = load_model(descriptor)
         try:

@@ -1,0 +1,79 @@
+"""The checkpointed buffer of records that wait for the watermark."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from serving.core.scoring import buffer_entry, entry_ts
+
+
+class RecordBuffer:
+    """The records of one key waiting for the watermark: a ``ListState`` of entries and a scored count.
+
+    Entries (:func:`serving.core.scoring.buffer_entry`) stay in arrival order; the
+    ``ValueState`` counts the leading entries already scored. Records arrive
+    roughly in ``ts`` order, so the due ones are mostly a prefix and a flush
+    only moves the count: the records that wait are not rewritten, which
+    would cost each record one rewrite per flush while it waits. The list is
+    rewritten only when due records sit behind waiting ones (out-of-order
+    arrivals, held records) and, to drop the scored prefix, once that prefix
+    is over half the list (amortized once per record). Both states change in
+    the same timer call, so every checkpoint sees them consistent.
+    """
+
+    #: Scored entries kept before a compaction is worth its rewrite.
+    COMPACT_AFTER = 1024
+
+    def __init__(self, entries_state, scored_state) -> None:
+        self.entries_state, self.scored_state = entries_state, scored_state
+        self._taken: tuple[list[bytes], int, int, int, list[bytes]] | None = None
+        #: After :meth:`settle`: whether entries still wait, and when the oldest held one expires.
+        self.waiting = False
+        self.expire_at: int | None = None
+
+    def add(self, ts: int, payload: bytes) -> None:
+        """Append a validated record."""
+        self.entries_state.add(buffer_entry(ts, payload))
+
+    def take_due(self, up_to: int) -> list[bytes]:
+        """The unscored entries with ``ts <= up_to``, in arrival order; :meth:`settle` must follow."""
+        entries = list(self.entries_state.get() or [])
+        scored = self.scored_state.value() or 0
+        if scored > len(entries):  # never written together otherwise; be safe
+            scored = 0
+        due: list[bytes] = []
+        later: list[bytes] = []
+        prefix = 0
+        for entry in entries[scored:]:
+            if entry_ts(entry) <= up_to:
+                due.append(entry)
+                prefix += not later
+            else:
+                later.append(entry)
+        self._taken = (entries, scored, prefix, len(due), later)
+        return due
+
+    def settle(self, held: Sequence[bytes] = ()) -> None:
+        """Record that the entries :meth:`take_due` gave are done, except ``held`` (kept as entries)."""
+        if self._taken is None:
+            return
+        entries, scored, prefix, due, later = self._taken
+        self._taken = None
+        self.waiting = bool(held or later)
+        if not held and prefix == due:
+            done = scored + prefix
+            if done == len(entries):
+                self.entries_state.clear()
+                self.scored_state.clear()
+            elif done >= self.COMPACT_AFTER and 2 * done > len(entries):
+                self.entries_state.update(entries[done:])
+                self.scored_state.clear()
+            elif done != scored:
+                self.scored_state.update(done)
+            return
+        kept = [*held, *later]
+        if kept:
+            self.entries_state.update(kept)
+        else:
+            self.entries_state.clear()
+        self.scored_state.clear()
