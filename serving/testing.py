@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from serving.codecs.records import encode_record
 from serving.formats import descriptor_from_path
 from serving.records import wine
+from serving.records.wine import encode_record
 
 #: Event time of the first record a builder makes: record i of a stream has ts ``T0 + i``.
 T0 = 1_700_000_000_000

@@ -18,20 +18,20 @@ from serving.core.scoring import buffer_entry, decode_buffer, decode_data, score
 from serving.core.stats import StatsTracker
 from serving.logs import get_logger
 from serving.pb.dead_letter_pb2 import DeadLetter
-from serving.pb.wine_record_pb2 import WineRecord
+from serving.records.base import Record
 from serving.settings import ServingOptions
 
 log = get_logger("serving")
 
 
-def validated(value, metrics: ServingMetrics, options: ServingOptions) -> Generator[tuple, None, WineRecord | None]:
+def validated(value, metrics: ServingMetrics, options: ServingOptions) -> Generator[tuple, None, Record | None]:
     """Decode and validate one routed record (``RECORD_ROW``): the record, or None after yielding its dead letter.
 
     This is where a data record is decoded and validated (the JVM only routed
     it); what fails goes to the dead letters with the reason and its bytes,
     and is counted. Use as ``record = yield from validated(value, metrics, options)``.
     """
-    decoded = decode_data(bytes(value.payload), options)
+    decoded = decode_data(bytes(value.payload), options, value.data_type)
     if isinstance(decoded, DeadLetter):
         metrics.dead_lettered()
         yield DEAD_LETTERS, decoded.SerializeToString()
@@ -56,7 +56,7 @@ def score_buffer(
     due_entries = buffer.take_due(bounds.records_up_to)
     if not due_entries:
         return
-    due: list[WineRecord] = decode_buffer(due_entries)
+    due: list[Record] = decode_buffer(due_entries)
     scored = score_due(
         due,
         timelines,

@@ -11,7 +11,7 @@ State per data type (bytes and one count, never pickled objects):
 * ``current-model``: ``Model.to_bytes()`` of the serving model (descriptor + artifact);
 * ``pending-models``: accepted models whose ``created_at`` the watermark has not passed;
 * ``record-buffer``: records waiting for the watermark (or for a first model), as
-  ``serving.core.scoring.buffer_entry`` (ts + WineRecord bytes), in arrival order;
+  ``serving.core.scoring.buffer_entry`` (ts + record bytes), in arrival order;
 * ``buffer-scored``: how many leading entries of ``record-buffer`` are scored already;
 * ``model-stats``: ModelStatsList bytes: the stats of the serving model;
 * ``scored-times``: ScoredTimes bytes: recent scored event times, to report late models.

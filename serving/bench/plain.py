@@ -19,13 +19,13 @@ from collections.abc import Sequence
 
 from serving.bench.configs import BenchError
 from serving.codecs.outputs import results_for
-from serving.codecs.records import decode_record, features_matrix
 from serving.core.model import Model
 from serving.errors import RecordDecodeError, ServingError
 from serving.kafka.clients import consumer, poll_batches, produce_with_backpressure, producer
 from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
 from serving.pb.serving_result_pb2 import ServingResult
+from serving.records.wine import decode_record, features_matrix
 
 log = get_logger("bench")
 

@@ -45,7 +45,6 @@ from serving.bench.measures import check_ids, latency_summary, steady_throughput
 from serving.bench.reader import Arrival, ResultReader
 from serving.bench.report import BenchResult, format_measure
 from serving.clock import now_ms
-from serving.codecs.records import encode_record
 from serving.kafka.clients import (
     create_topics,
     delete_topics,
@@ -57,6 +56,7 @@ from serving.kafka.settings import KafkaSettings, Topics
 from serving.logs import get_logger
 from serving.ops.jobprocess import LocalJob, ProcessGroup, kafka_env
 from serving.records import wine
+from serving.records.wine import encode_record
 
 log = get_logger("bench")
 

@@ -46,8 +46,8 @@ def run_job(args: argparse.Namespace) -> int:
     from flink_jobs.io import CollectionIO, read_json_lines
     from flink_jobs.jobs import build_job
     from serving.clock import now_ms
-    from serving.codecs.records import encode_record
     from serving.formats import descriptor_from_path
+    from serving.records.wine import encode_record
     from serving.settings import JOB_NAMES, JobSettings, ServingOptions, config_error
 
     if args.swap_every < 1:

@@ -26,21 +26,26 @@ import numpy as np
 
 from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter
-from serving.codecs.records import check_timestamp
 from serving.core.model import Model, model_key
 from serving.errors import ModelMessageTooLarge, ModelValidationError, ServingError
 from serving.formats import load_model, parse_descriptor, restore
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
-from serving.records import wine
+from serving.records import for_data_type
+from serving.records.base import check_timestamp
 from serving.settings import ServingOptions
 
 
 def probe_features(data_type: str, n_features: int | None) -> np.ndarray:
-    """One realistic feature row for ``data_type`` to check a model scores at all."""
-    if data_type == wine.DATA_TYPE:
-        return np.asarray([wine.PROBE_ROW], dtype=np.float64)
-    return np.zeros((1, n_features or 1), dtype=np.float64)
+    """One realistic feature row for ``data_type`` (its record type's probe row) to check a model scores at all.
+
+    A model that declares another width than the record type gets a row of
+    zeros of its width: it then fails on real records, not on the probe.
+    """
+    probe = for_data_type(data_type).probe_row
+    if n_features is not None and n_features != len(probe):
+        return np.zeros((1, n_features), dtype=np.float64)
+    return np.asarray([probe], dtype=np.float64)
 
 
 def validate(model: Model) -> None:

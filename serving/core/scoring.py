@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from serving.codecs.outputs import dead_letter, results_for
-from serving.codecs.records import check_timestamp, decode_record, features_matrix
 from serving.core.model import Model
 from serving.core.timeline import assign
 from serving.errors import InputError, InputRangeError, ServingError
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.serving_result_pb2 import ServingResult
-from serving.pb.wine_record_pb2 import WineRecord
-from serving.records import wine
+from serving.records import for_data_type
+from serving.records.base import Record, check_timestamp
 from serving.settings import ServingOptions
 
 NO_MODEL = "no model"
@@ -36,15 +35,15 @@ class Scored:
     #: (model, records scored, total duration ns), one per batch call
     batches: list[tuple[Model, int, int]] = field(default_factory=list)
     #: records kept for a model still to come (hold mode, no model yet)
-    held: list[WineRecord] = field(default_factory=list)
+    held: list[Record] = field(default_factory=list)
 
 
-#: First byte of a buffer entry: 0 is never the first byte of a WineRecord (field number 0 is invalid).
+#: First byte of a buffer entry: 0 is never the first byte of a protobuf record (field number 0 is invalid).
 _ENTRY_MARK = b"\x00"
 
 
 def buffer_entry(ts: int, payload: bytes) -> bytes:
-    """A record as a buffer keeps it: a mark, its ``ts`` (8 bytes) and its WineRecord bytes.
+    """A record as a buffer keeps it: a mark, its ``ts`` (8 bytes) and its bytes.
 
     The timestamp up front lets a flush find the due records without
     decoding the ones that must wait.
@@ -53,19 +52,20 @@ def buffer_entry(ts: int, payload: bytes) -> bytes:
 
 
 def entry_ts(entry: bytes) -> int:
-    """The ``ts`` of a buffer entry (older buffers kept bare WineRecord bytes: parsed)."""
+    """The ``ts`` of a buffer entry (older buffers kept bare record bytes: parsed)."""
     if entry[:1] == _ENTRY_MARK:
         return int.from_bytes(entry[1:9], "big", signed=True)
-    return WineRecord.FromString(bytes(entry)).ts
+    return for_data_type("").parse(bytes(entry)).ts
 
 
-def decode_buffer(entries: Iterable[bytes]) -> list[WineRecord]:
+def decode_buffer(entries: Iterable[bytes]) -> list[Record]:
     """Records kept in state; they were validated on the way in, so they are only parsed again."""
-    return [WineRecord.FromString(bytes(e[9:]) if e[:1] == _ENTRY_MARK else bytes(e)) for e in entries]
+    record_type = for_data_type("")  # one wire format for every data type, today
+    return [record_type.parse(bytes(e[9:]) if e[:1] == _ENTRY_MARK else bytes(e)) for e in entries]
 
 
 def score_due(
-    records: Sequence[WineRecord],
+    records: Sequence[Record],
     timelines: Mapping[str, Sequence[tuple[int, Model]]],
     *,
     hold: bool,
@@ -89,7 +89,7 @@ def score_due(
     dead-lettered too: nothing is lost silently.
     """
     out = Scored()
-    by_type: dict[str, list[WineRecord]] = {}
+    by_type: dict[str, list[Record]] = {}
     for record in records:
         by_type.setdefault(record.data_type, []).append(record)
     for data_type, group in by_type.items():
@@ -113,7 +113,7 @@ def score_due(
     return out
 
 
-def _no_model(records: Sequence[WineRecord], reason: str, out: Scored, max_payload_bytes: int) -> None:
+def _no_model(records: Sequence[Record], reason: str, out: Scored, max_payload_bytes: int) -> None:
     out.dead_letters.extend(
         dead_letter(
             "data",
@@ -128,14 +128,15 @@ def _no_model(records: Sequence[WineRecord], reason: str, out: Scored, max_paylo
     )
 
 
-def _score_batch(model: Model, batch: list[WineRecord], out: Scored, max_payload_bytes: int) -> None:
-    features = features_matrix(batch)
+def _score_batch(model: Model, batch: list[Record], out: Scored, max_payload_bytes: int) -> None:
+    record_type = for_data_type(model.data_type)
+    features = record_type.features(batch)
     unfit = model.unfit_rows(features)
     if unfit.any():
         for i in np.flatnonzero(unfit):
             column = int(np.flatnonzero(~model.fits(features[i]))[0])
             problem = InputRangeError(
-                f"{wine.RECORD_FIELDS[column]} = {features[i, column]:g} does not fit the {model.input_dtype} "
+                f"{record_type.field_names[column]} = {features[i, column]:g} does not fit the {model.input_dtype} "
                 f"input of model {model.name}:{model.version}"
             )
             out.dead_letters.append(_scoring_dead_letter(batch[i], problem, max_payload_bytes))
@@ -152,7 +153,7 @@ def _score_batch(model: Model, batch: list[WineRecord], out: Scored, max_payload
     out.batches.append((model, len(batch), scores.duration_ns))
 
 
-def _scoring_dead_letter(record: WineRecord, exc: ServingError, max_payload_bytes: int) -> DeadLetter:
+def _scoring_dead_letter(record: Record, exc: ServingError, max_payload_bytes: int) -> DeadLetter:
     return dead_letter(
         "scoring",
         exc.reason,
@@ -164,16 +165,18 @@ def _scoring_dead_letter(record: WineRecord, exc: ServingError, max_payload_byte
     )
 
 
-def decode_data(payload: bytes, options: ServingOptions | None = None) -> WineRecord | DeadLetter:
+def decode_data(payload: bytes, options: ServingOptions | None = None, data_type: str = "") -> Record | DeadLetter:
     """A valid record, or a dead letter with the reason and the original bytes (their prefix, when large).
 
     Valid means: within ``options.max_record_bytes``, a complete record (see
-    :func:`serving.codecs.records.decode_record`), and a ``ts`` in range
-    (:func:`serving.codecs.records.check_timestamp`).
+    :meth:`serving.records.base.RecordType.decode`), and a ``ts`` in range
+    (:func:`serving.records.base.check_timestamp`). ``data_type`` is what the
+    JVM routing read from the bytes ("" when it could not), which picks the
+    record type that decodes them.
     """
     options = options or ServingOptions()
     try:
-        record = decode_record(payload, max_bytes=options.max_record_bytes)
+        record = for_data_type(data_type).decode(payload, max_bytes=options.max_record_bytes)
         check_timestamp(record.ts, options.max_future_skew_ms, f"record {record.id!r} ts")
     except InputError as exc:
         return dead_letter(

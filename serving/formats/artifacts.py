@@ -13,6 +13,9 @@ from serving.core.model import ModelDescriptor, sha256_hex
 from serving.errors import ChecksumMismatch, CorruptModelError, ModelLocationError
 from serving.settings import environment
 
+#: The file that lists a directory's models (``modelserving train`` writes it; ``publish models`` reads it).
+MANIFEST_NAME = "manifest.json"
+
 #: The variable naming the model roots (read through ``serving.settings.environment``).
 MODEL_ROOTS_ENV = "MODELSERVING_MODEL_ROOTS"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from serving.core.model import ModelDescriptor, RawPrediction, classify
-from serving.records import wine
+from serving.records import for_data_type
 
 
 def metadata_list(descriptor: ModelDescriptor, key: str) -> tuple[str, ...] | None:
@@ -19,10 +19,10 @@ def metadata_list(descriptor: ModelDescriptor, key: str) -> tuple[str, ...] | No
 def feature_names(descriptor: ModelDescriptor) -> tuple[str, ...]:
     """Names of the record's features, in column order.
 
-    Every data type is carried as a ``WineRecord``, so the wine feature names
-    apply unless metadata ``feature_names`` says otherwise.
+    Metadata ``feature_names`` when present, else the feature names of the
+    descriptor's data type (:func:`serving.records.for_data_type`).
     """
-    return metadata_list(descriptor, "feature_names") or wine.FEATURE_NAMES
+    return metadata_list(descriptor, "feature_names") or for_data_type(descriptor.data_type).feature_names
 
 
 def dense_output(descriptor: ModelDescriptor, output: np.ndarray) -> RawPrediction:

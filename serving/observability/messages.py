@@ -17,11 +17,11 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
-from serving.codecs.records import DATA_TYPE_PATTERN
 from serving.core.model import ModelType
 from serving.errors import InputError
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
+from serving.records.base import DATA_TYPE_PATTERN
 
 #: A ModelStats or ModelEvent larger than this is not one (a real one is ~100 bytes).
 MAX_MESSAGE_BYTES = 64 * 1024

@@ -1,14 +1,32 @@
-"""The wine-quality data type: feature schema and the ``;``-separated CSV format."""
+"""The wine-quality data type, the bundled example: its record type, the ``;``-separated CSV, the reference data.
+
+Records travel as ``WineRecord`` protobufs (``protos/wine_record.proto``):
+an id, a data type, ``ts`` and the 11 features as proto3 ``optional``
+doubles, so a missing feature is told apart from 0.0.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
-from serving.errors import EmptyInputError, InputError, InputShapeError
+from serving.clock import now_ms
+from serving.errors import (
+    EmptyInputError,
+    EmptyRecordError,
+    InputError,
+    InputShapeError,
+    MissingFeatureError,
+    RecordDecodeError,
+    RecordTooLarge,
+)
+from serving.pb.wine_record_pb2 import WineRecord
+from serving.records.base import DATA_TYPE_PATTERN, MAX_RECORD_BYTES, RecordType
 
 DATA_TYPE = "wine"
 
@@ -102,3 +120,86 @@ def read_wine_csv(path: str | Path) -> WineData:
     if width == N_FEATURES + 1:
         return WineData(features=table[:, :N_FEATURES].copy(), quality=table[:, N_FEATURES].copy())
     return WineData(features=table, quality=None)
+
+
+# --------------------------------------------------------------------------- the WineRecord codec
+
+
+def encode_record(record_id: str, features, *, ts: int | None = None, data_type: str = DATA_TYPE) -> bytes:
+    """Serialize one wine feature row (11 floats) as ``WineRecord`` bytes."""
+    values = [float(v) for v in features]
+    if len(values) != N_FEATURES:
+        raise RecordDecodeError(f"a wine record has {N_FEATURES} features, got {len(values)}")
+    record = WineRecord(id=record_id, data_type=data_type, ts=now_ms() if ts is None else ts)
+    for field, value in zip(RECORD_FIELDS, values):
+        setattr(record, field, value)
+    return record.SerializeToString()
+
+
+def decode_record(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> WineRecord:
+    """Parse and validate ``WineRecord`` bytes.
+
+    Raises:
+        RecordDecodeError: empty (a Kafka tombstone too), oversized,
+            unparsable, no id, a data type that is not a lower-case name
+            (``DATA_TYPE_PATTERN``), a feature missing (named), or a feature
+            that is NaN or infinite.
+    """
+    if not data:
+        raise EmptyRecordError("record is empty (a null Kafka value, a tombstone, or zero bytes)")
+    if len(data) > max_bytes:
+        raise RecordTooLarge(f"record is {len(data):,} bytes, over the {max_bytes:,}-byte cap")
+    record = WineRecord()
+    try:
+        record.ParseFromString(data)
+    except DecodeError as exc:
+        raise RecordDecodeError(f"not a WineRecord: {exc}") from exc
+    if not record.id:
+        raise RecordDecodeError("record has no id")
+    if not DATA_TYPE_PATTERN.fullmatch(record.data_type):
+        raise RecordDecodeError(f"record {record.id!r} has a bad data type {record.data_type[:80]!r}")
+    missing = [field for field in RECORD_FIELDS if not record.HasField(field)]
+    if missing:
+        raise MissingFeatureError(f"record {record.id!r} lacks {', '.join(missing)}")
+    for field in RECORD_FIELDS:
+        if not math.isfinite(getattr(record, field)):
+            raise RecordDecodeError(f"record {record.id!r} has a non-finite {field}")
+    return record
+
+
+def record_features(record: WineRecord) -> list[float]:
+    """The 11 features of a record, in model column order."""
+    return [getattr(record, field) for field in RECORD_FIELDS]
+
+
+def features_matrix(records: list[WineRecord]) -> np.ndarray:
+    """Feature rows of several records as float64 [N, 11]."""
+    return np.asarray([record_features(r) for r in records], dtype=np.float64).reshape(-1, N_FEATURES)
+
+
+class WineRecordType(RecordType):
+    """The wine record type: WineRecord protobufs with 11 physico-chemical features."""
+
+    name = DATA_TYPE
+    field_names = RECORD_FIELDS
+    feature_names = FEATURE_NAMES
+    probe_row = PROBE_ROW
+
+    def decode(self, payload: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> WineRecord:
+        """See :func:`decode_record`."""
+        return decode_record(payload, max_bytes=max_bytes)
+
+    def parse(self, payload: bytes) -> WineRecord:
+        """Parse WineRecord bytes kept in state (validated when they arrived)."""
+        return WineRecord.FromString(bytes(payload))
+
+    def encode(self, record_id: str, features, *, ts: int, data_type: str = DATA_TYPE) -> bytes:
+        """See :func:`encode_record`."""
+        return encode_record(record_id, features, ts=ts, data_type=data_type)
+
+    def features(self, records) -> np.ndarray:
+        """See :func:`features_matrix`."""
+        return features_matrix(list(records))
+
+
+WINE = WineRecordType()

@@ -28,9 +28,8 @@ from typing import Any, Literal
 import numpy as np
 
 from serving.errors import ConfigError, InputError
+from serving.formats.artifacts import MANIFEST_NAME
 from serving.records import wine
-
-MANIFEST_NAME = "manifest.json"
 
 #: Hidden units of the Keras MLP.
 HIDDEN_UNITS = 16

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from serving.clock import now_ms
-from serving.codecs.records import encode_record
 from serving.kafka.clients import producer
 from serving.kafka.settings import KafkaSettings
 from serving.ops.broker import LocalBroker, free_port
@@ -26,6 +25,7 @@ from serving.ops.cluster.config import STATE_ENV, ClusterOptions
 from serving.ops.cluster.errors import ClusterError
 from serving.ops.cluster.local import LocalCluster
 from serving.ops.cluster.rest import FlinkRest
+from serving.records.wine import encode_record
 from tests.integration.conftest import kafka_settings  # noqa: F401 - the fixture, with topics unique per test
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]

@@ -11,9 +11,9 @@ import pytest
 from flink_jobs.environment import create_environment
 from flink_jobs.io import CollectionIO, read_json_lines
 from flink_jobs.jobs import build_job
-from serving.codecs.records import encode_record
 from serving.core.model import ModelType
 from serving.formats import descriptor_from_path
+from serving.records.wine import encode_record
 from serving.settings import JOB_NAMES, JobSettings, ServingOptions
 from tests.conftest import PMML_FOREST, PMML_LINEAR, TF_GRAPH
 

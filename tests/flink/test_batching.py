@@ -13,8 +13,8 @@ import collections
 
 import pytest
 
-from serving.codecs.records import decode_record, record_features
 from serving.formats import load_model, parse_descriptor
+from serving.records.wine import decode_record, record_features
 from tests.flink.conftest import T0, model, records, run_bounded
 
 pytestmark = pytest.mark.flink

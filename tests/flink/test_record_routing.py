@@ -8,8 +8,8 @@ from pyflink.common import Types
 from flink_jobs.environment import create_environment
 from flink_jobs.ingest import bucket_of, routed_records
 from flink_jobs.io import bytes_collection
-from serving.codecs.records import encode_record
 from serving.pb.wine_record_pb2 import WineRecord
+from serving.records.wine import encode_record
 from serving.settings import JobSettings
 
 pytestmark = pytest.mark.flink

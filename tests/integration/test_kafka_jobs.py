@@ -16,12 +16,12 @@ import pytest
 
 from flink_jobs.control import latest_checkpoint
 from serving.clock import now_ms
-from serving.codecs.records import encode_record
 from serving.kafka.clients import producer
 from serving.ops.jobprocess import LocalJob, child_environment
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records import wine
+from serving.records.wine import encode_record
 from tests.flink.conftest import model
 from tests.support.kafka import read_all, results, send, wait_for_event
 

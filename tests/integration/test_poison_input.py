@@ -20,7 +20,6 @@ import time
 import pytest
 
 from serving.clock import now_ms
-from serving.codecs.records import encode_record
 from serving.core.model import ModelType
 from serving.formats import descriptor_from_path
 from serving.ops.broker import free_port
@@ -29,6 +28,7 @@ from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.pb.wine_record_pb2 import WineRecord
+from serving.records.wine import encode_record
 from tests.conftest import TF_GRAPH
 from tests.support.kafka import read_all, results, send, wait_for_event
 

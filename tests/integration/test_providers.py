@@ -15,7 +15,6 @@ import uuid
 import pytest
 
 from serving.cli import main
-from serving.codecs.records import decode_record
 from serving.core.model import ModelType
 from serving.formats import parse_descriptor
 from serving.kafka.clients import consumer, poll_batches, producer
@@ -26,6 +25,7 @@ from serving.kafka.providers.results import tail_results
 from serving.ops.broker import LocalBroker
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records import wine
+from serving.records.wine import decode_record
 from tests.conftest import PMML_LINEAR, PMML_TREE, PROJECT_ROOT, REFERENCE_MODELS, TF_GRAPH, TF_SAVED
 from tests.support.kafka import read_all
 

@@ -15,7 +15,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.clock import now_ms
-from serving.codecs.records import encode_record
 from serving.kafka.clients import consumer
 from serving.observability.messages import stats_key
 from serving.observability.service.app import ServerThread
@@ -24,6 +23,7 @@ from serving.ops.broker import free_port
 from serving.ops.jobprocess import LocalJob
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
+from serving.records.wine import encode_record
 from tests.flink.conftest import model
 from tests.integration.browser import headless_chromium
 from tests.support.http import get, wait_for

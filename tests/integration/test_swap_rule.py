@@ -21,11 +21,11 @@ import time
 import pytest
 
 from serving.clock import now_ms
-from serving.codecs.records import encode_record
 from serving.kafka.clients import producer
 from serving.ops.jobprocess import LocalJob
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
+from serving.records.wine import encode_record
 from tests.flink.conftest import model
 from tests.support.kafka import read_all, results, send, wait_for_event
 

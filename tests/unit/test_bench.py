@@ -16,10 +16,10 @@ from serving.bench.measures import (
 )
 from serving.bench.plain import score_messages
 from serving.bench.report import SECTION_BEGIN, SECTION_END, BenchResult, markdown_table, replace_section
-from serving.codecs.records import encode_record
 from serving.core.model import Model, ModelDescriptor, ModelType, RawPrediction, classify
 from serving.errors import ConfigError, EmptyInputError
 from serving.records import wine
+from serving.records.wine import encode_record
 
 # --- percentile (nearest rank)
 

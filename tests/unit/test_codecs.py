@@ -9,10 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving.codecs.outputs import dead_letter
-from serving.codecs.records import check_timestamp, decode_record, encode_record, record_features
 from serving.errors import EmptyRecordError, MissingFeatureError, RecordDecodeError, TimestampRangeError
 from serving.pb.wine_record_pb2 import WineRecord
 from serving.records import wine
+from serving.records.base import check_timestamp
+from serving.records.wine import decode_record, encode_record, record_features
 
 
 def _complete(**fields) -> bytes:

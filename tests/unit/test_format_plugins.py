@@ -81,3 +81,16 @@ def test_the_built_in_formats_are_entry_points_and_listing_them_loads_no_framewo
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['onnx', 'pmml', 'tensorflow', 'tensorflow_saved'] False"
+
+
+def test_generic_code_names_no_record_type():
+    """The domain, the formats and the Flink functions reach records only through serving.records."""
+    import subprocess
+
+    code = (
+        "import sys, serving.core.scoring, serving.core.admission, serving.core.stats, serving.formats, "
+        "serving.formats.common, serving.codecs.outputs, serving.observability.monitor, "
+        "serving.kafka.providers.models, flink_jobs.jobs; print('serving.records.wine' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from serving.codecs.records import decode_record, encode_record
 from serving.core.lateness import ScoredTimes
 from serving.core.scoring import NO_MODEL, score_due
+from serving.records.wine import decode_record, encode_record
 
 
 def fake_model(version: str, created_at: int):

@@ -8,9 +8,9 @@ import pytest
 from flink_jobs.functions.buffer import RecordBuffer
 from flink_jobs.functions.timers import FlushTimers, slot
 from flink_jobs.tags import END_OF_INPUT
-from serving.codecs.records import decode_record, encode_record
 from serving.core.model import BatchScores
 from serving.core.scoring import buffer_entry, decode_buffer, entry_ts, score_due
+from serving.records.wine import decode_record, encode_record
 from serving.settings import ServingOptions
 from tests.unit.test_serving_metrics import FakeListState, FakeValueState
 
@@ -31,7 +31,7 @@ def test_buffers_written_before_entries_had_a_ts_still_read(wine_data):
 class SizeRecorder:
     """A stand-in model that records the size of every ``score_batch`` call."""
 
-    name, version = "recorder", "1"
+    name, version, data_type = "recorder", "1", "wine"
 
     def __init__(self) -> None:
         self.calls: list[int] = []

@@ -15,7 +15,6 @@ from flink_jobs.functions.metrics import METRIC_GROUP, ServingMetrics
 from flink_jobs.functions.partitioned import ModelServingPartitioned
 from flink_jobs.functions.timers import FlushBounds
 from flink_jobs.tags import DEAD_LETTERS, STATS
-from serving.codecs.records import encode_record
 from serving.core.admission import ModelCache
 from serving.core.model import ModelType
 from serving.core.scoring import decode_buffer
@@ -23,6 +22,7 @@ from serving.core.stats import StatsTracker
 from serving.formats import descriptor_from_path
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
+from serving.records.wine import encode_record
 from serving.settings import ServingOptions
 from tests.conftest import PMML_LINEAR
 
@@ -173,12 +173,12 @@ def test_records_are_validated_on_arrival_and_bad_ones_counted_as_dead_letters(w
     arrive = serving.process_element1 if function is ModelServingKeyed else serving.process_element
     ctx = _RecordContext()
     garbage = b"\xff not a record"
-    outputs = list(arrive(SimpleNamespace(payload=garbage), ctx))
+    outputs = list(arrive(SimpleNamespace(data_type="", payload=garbage), ctx))
     assert [tag for tag, _ in outputs] == [DEAD_LETTERS]
     assert DeadLetter.FromString(outputs[0][1]).payload == garbage
     assert context.metrics.registry[f"{METRIC_GROUP}.dead_letters"].count == 1
     good = encode_record("1", wine_data.features[0], ts=5)
-    assert list(arrive(SimpleNamespace(payload=good), ctx)) == []
+    assert list(arrive(SimpleNamespace(data_type="wine", payload=good), ctx)) == []
     assert [r.id for r in decode_buffer(serving.buffer.entries_state.get())] == ["1"]
     assert ctx.event_timers  # asked to be flushed
 
@@ -271,11 +271,11 @@ def test_the_passthrough_validates_like_the_serving_jobs_and_counts_dead_letters
     context = FakeRuntimeContext()
     passthrough.open(context)
     garbage = b"\xff not a record"
-    outputs = list(passthrough.process_element(("", SimpleNamespace(payload=garbage)), None))
+    outputs = list(passthrough.process_element(("", SimpleNamespace(data_type="", payload=garbage)), None))
     assert [tag for tag, _ in outputs] == [DEAD_LETTERS]
     assert DeadLetter.FromString(outputs[0][1]).payload == garbage
     assert context.metrics.registry[f"{METRIC_GROUP}.dead_letters"].count == 1
     good = encode_record("7", wine_data.features[0], ts=5)
-    [result] = passthrough.process_element(("wine", SimpleNamespace(payload=good)), None)
+    [result] = passthrough.process_element(("wine", SimpleNamespace(data_type="wine", payload=good)), None)
     assert ServingResult.FromString(result).record_id == "7"
     assert ServingResult.FromString(result).model_name == PASSTHROUGH_MODEL

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from serving.codecs.records import DATA_TYPE_PATTERN
 from serving.errors import ConfigError, ServingError
 from serving.kafka.clients import producer
 from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
+from serving.records.base import DATA_TYPE_PATTERN
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Producer

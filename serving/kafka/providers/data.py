@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from serving.clock import now_ms
-from serving.codecs.records import encode_record
 from serving.errors import ConfigError
 from serving.kafka.clients import produce_with_backpressure
 from serving.kafka.providers.common import (
@@ -22,6 +21,7 @@ from serving.kafka.providers.common import (
 )
 from serving.kafka.settings import KafkaSettings
 from serving.records import wine
+from serving.records.wine import encode_record
 
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError, Message

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from serving.core.model import ModelDescriptor, ModelType
 from serving.errors import ConfigError, InputError, ServingError
 from serving.formats import descriptor_from_path
+from serving.formats.artifacts import MANIFEST_NAME
 from serving.formats.registry import detect_format, format_class, format_names, parse_format
 from serving.kafka.clients import produce_with_backpressure
 from serving.kafka.providers.common import (
@@ -29,8 +30,7 @@ from serving.kafka.providers.common import (
     require_topic,
 )
 from serving.kafka.settings import KafkaSettings
-from serving.records import wine
-from serving.training.examples import MANIFEST_NAME
+from serving.records import DEFAULT_DATA_TYPE
 
 if TYPE_CHECKING:
     from confluent_kafka import Producer
@@ -60,7 +60,7 @@ def publish_model(
     path: str | Path,
     model_type: int | str,
     *,
-    data_type: str = wine.DATA_TYPE,
+    data_type: str = DEFAULT_DATA_TYPE,
     name: str | None = None,
     version: str | None = None,
     by_reference: bool = False,
@@ -108,7 +108,7 @@ def build_descriptor(
     path: str | Path,
     model_type: int | str,
     *,
-    data_type: str = wine.DATA_TYPE,
+    data_type: str = DEFAULT_DATA_TYPE,
     name: str | None = None,
     version: str | None = None,
     by_reference: bool = False,
@@ -179,7 +179,7 @@ def cycle_models(
     directory: str | Path,
     *,
     every_seconds: float,
-    data_type: str = wine.DATA_TYPE,
+    data_type: str = DEFAULT_DATA_TYPE,
     rounds: int | None,
     stop_event: threading.Event | None = None,
     on_publish: Callable[[ModelDescriptor], None] | None = None,

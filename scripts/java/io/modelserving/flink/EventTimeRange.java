@@ -4,7 +4,7 @@ import java.io.Serializable;
 
 /**
  * The event times a job accepts: 0 to {@code maxFutureSkewMs} ahead of the wall clock (never past
- * year 9999), as {@code serving.codecs.records.check_timestamp} states it in Python. A time outside it must
+ * year 9999), as {@code serving.records.base.check_timestamp} states it in Python. A time outside it must
  * not reach a watermark or a timer: routing replaces it by {@code Long.MIN_VALUE}, which never
  * moves a watermark, and the Python function dead-letters the message with the reason.
  */
