@@ -20,6 +20,7 @@ from serving import logs
 from serving.errors import ConfigError, ServingError
 from serving.kafka.clients import check_reachable
 from serving.kafka.settings import KafkaSettings
+from serving.ops.processes import interrupt_on_sigterm
 from serving.settings import JOB_NAMES, JobSettings, ServingOptions, config_error
 
 
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     """Build the job on Kafka and run it until it is stopped."""
     logs.configure()
     args = parser().parse_args(argv)
+    interrupt_on_sigterm()  # stop like Ctrl-C: the MiniCluster's JVM ends with this process
     log = logs.get_logger("job")
     try:
         job, kafka = settings_from_args(args)

@@ -14,6 +14,7 @@ import sys
 
 from serving import logs
 from serving.errors import ServingError
+from serving.ops.processes import interrupt_on_sigterm
 from serving.settings import environment
 
 #: Subcommand modules, in the order ``--help`` lists them.
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ banner is noise here
     parser = build_parser()
     args = parser.parse_args(argv)
+    interrupt_on_sigterm()  # long-running commands clean up on SIGTERM as on Ctrl-C
     logs.configure(args.log_level)
     try:
         return int(args.handler(args) or 0)

@@ -102,7 +102,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         if not local.status().running:
             console.print("starting the local Kafka broker (stopped again at the end) ...")
             broker = local
-        status = local.start()
+        status = local.start(tie_to_parent=broker is not None)
         settings = KafkaSettings.load(bootstrap_servers=status.bootstrap)
     try:
         check_reachable(settings)

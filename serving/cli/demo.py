@@ -69,7 +69,7 @@ def run_demo(args: argparse.Namespace) -> int:
     broker = LocalBroker(state_dir=args.state_dir)
     started_broker = not broker.status().running
     with console.status("starting Kafka (KRaft, loopback) ..."):
-        status = broker.start(port=args.port)
+        status = broker.start(port=args.port, tie_to_parent=started_broker and not args.keep_broker)
     console.print(f"[green]✓[/] {status.line()}")
     stop = threading.Event()
     job = None

@@ -20,7 +20,7 @@ from pathlib import Path
 from serving.errors import ConfigError, ServingError
 from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
-from serving.ops.processes import pid_alive, port_open, terminate
+from serving.ops.processes import die_with_parent, pid_alive, port_open, terminate
 from serving.paths import KAFKA_JARS_DIR, KAFKA_STATE_DIR
 
 log = get_logger("kafka.broker")
@@ -112,8 +112,13 @@ class LocalBroker:
             alive = port_open(host, int(port))
         return BrokerStatus(alive, pid if alive else None, bootstrap if alive else None, self.state_dir)
 
-    def start(self, port: int = 9092, timeout: float = 60.0) -> BrokerStatus:
-        """Start the broker on ``port`` (or a free one) unless it already runs; wait until it serves."""
+    def start(self, port: int = 9092, timeout: float = 60.0, *, tie_to_parent: bool = False) -> BrokerStatus:
+        """Start the broker on ``port`` (or a free one) unless it already runs; wait until it serves.
+
+        The broker outlives the command that started it, unless
+        ``tie_to_parent``: then it gets SIGTERM when this process dies, however
+        it dies (the demo and the bench start it for themselves).
+        """
         current = self.status()
         if current.running:
             return current
@@ -150,7 +155,8 @@ class LocalBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # survives the CLI that started it; Ctrl-C there does not kill it
+                start_new_session=True,  # Ctrl-C in the CLI that started it does not reach it
+                preexec_fn=die_with_parent if tie_to_parent else None,
             )
         self._pid_file.write_text(str(process.pid))
         bootstrap = f"127.0.0.1:{broker_port}"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
+from serving.ops.processes import die_with_parent
 
 log = get_logger("job")
 
@@ -67,6 +68,7 @@ class ProcessGroup:
             stdin=subprocess.DEVNULL,
             env=dict(env),
             start_new_session=True,
+            preexec_fn=die_with_parent,  # never outlives whoever started it
         )
 
     @property

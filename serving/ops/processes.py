@@ -1,4 +1,4 @@
-"""Local daemons by pid and port: what the broker and the cluster controls share."""
+"""Local processes: daemons by pid and port, children that die with their parent, SIGTERM as Ctrl-C."""
 
 from __future__ import annotations
 
@@ -45,3 +45,42 @@ def terminate(pid: int, timeout: float) -> None:
     if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+#: ``prctl`` option: the signal a child gets when the thread that started it exits (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before ``exec`` (``preexec_fn``): get SIGTERM when the parent dies, even by SIGKILL.
+
+    A command that started a broker or a job for its own use (the demo, the
+    bench) must not leave it running when a supervisor kills the command
+    outright. Linux only; elsewhere this does nothing, and such children are
+    stopped by the command's own clean-up instead.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM stop this process the way Ctrl-C does: a ``KeyboardInterrupt`` in the main thread.
+
+    Supervisors, ``docker stop``, systemd and CI time-outs stop a process
+    with SIGTERM, whose default ends Python at once, skipping every
+    ``finally``: a broker and a job it started would be left running. With
+    this, the same clean-up as Ctrl-C runs. A second SIGTERM during that
+    clean-up ends the process at once (the default again), as an impatient
+    supervisor expects. Call it from the main thread.
+    """
+
+    def _interrupt(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _interrupt)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.kafka
 def broker(tmp_path_factory):
     """A running broker; stopped at the end of the session."""
     local = LocalBroker(state_dir=tmp_path_factory.mktemp("kafka"))
-    status = local.start(port=0)
+    status = local.start(port=0, tie_to_parent=True)
     yield status
     local.stop()
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -13,6 +15,7 @@ from serving.ops.jobprocess import child_environment
 from serving.pb.serving_result_pb2 import ServingResult
 from tests.conftest import REFERENCE_MODELS
 from tests.support.kafka import read_all
+from tests.support.processes import alive, descendants
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
 
@@ -44,4 +47,40 @@ def test_demo_runs_end_to_end_and_results_reach_kafka(tmp_path):
     reference = {p.stem for p in REFERENCE_MODELS.iterdir()}
     assert {r.model_name for r in results} <= reference
     assert all(r.model_version and r.record_id.startswith("demo-") for r in results)
+    assert len({(r.model_name, r.model_version) for r in results}) >= 2, "no model swap happened in the demo"
     assert "demo finished" in proc.stderr
+
+
+def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path):
+    """As a supervisor, `docker stop` or a CI time-out stops it: SIGTERM, not Ctrl-C.
+
+    Before the fix, the broker and the Flink job were left running, orphaned to pid 1.
+    """
+    state, work = tmp_path / "kafka", tmp_path / "work"
+    args = [
+        sys.executable, "-m", "serving.cli", "demo", "--port", "0", "--rate", "40",
+        "--state-dir", str(state), "--work-dir", str(work),
+    ]  # fmt: skip
+    demo = subprocess.Popen(args, env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        job_log = work / "job.log"
+        while time.monotonic() < deadline and demo.poll() is None:
+            if job_log.exists() and "job starting" in job_log.read_text(errors="replace"):
+                break
+            time.sleep(1)
+        assert demo.poll() is None, "the demo ended by itself"
+        started = descendants(demo.pid)
+        assert LocalBroker(state_dir=state).status().running and len(started) >= 2
+        demo.send_signal(signal.SIGTERM)
+        _, stderr = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    deadline = time.monotonic() + 30
+    while alive(started) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert alive(started) == set(), "processes the demo started outlived it"
+    assert not LocalBroker(state_dir=state).status().running

@@ -128,3 +128,23 @@ def test_a_bad_job_flag_is_one_line_without_its_value():
     assert proc.stderr.strip().splitlines() == [
         "flink_jobs.main: error: invalid job setting parallelism: Input should be greater than or equal to 1"
     ]
+
+
+def test_sigterm_runs_the_same_clean_up_as_ctrl_c(tmp_path):
+    import subprocess
+    import sys
+
+    marker = tmp_path / "cleaned"
+    code = (
+        "import os, signal, time\n"
+        "from serving.ops.processes import interrupt_on_sigterm\n"
+        "interrupt_on_sigterm()\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(10)\n"
+        "except KeyboardInterrupt:\n"
+        f"    open({str(marker)!r}, 'w').write('yes')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert marker.read_text() == "yes"
