@@ -1,9 +1,8 @@
-"""Shared fixtures: the reference wine data and models shipped in serving/reference."""
+"""Session-wide set-up: quiet TensorFlow, the wine data, and the shared fixtures of tests/support."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -11,14 +10,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from serving.records import wine
 
-REFERENCE_MODELS = wine.reference_dir() / "models"
-TF_GRAPH = REFERENCE_MODELS / "optimized_WineQuality.pb"
-TF_SAVED = REFERENCE_MODELS / "wine_savedmodel"
-PMML_FILES = sorted(REFERENCE_MODELS.glob("*.pmml"))
-PMML_LINEAR = REFERENCE_MODELS / "winequalityLinearRegression.pmml"
-PMML_TREE = REFERENCE_MODELS / "winequalityDecisionTreeClassification.pmml"
-PMML_FOREST = REFERENCE_MODELS / "winequalityRandonForrestClassification.pmml"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: One broker (and its per-test topics) for the whole session, whatever the layer.
+pytest_plugins = ["tests.support.fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cluster",
         help="run a local standalone Flink cluster (JobManager + TaskManager)",
         description="Start, stop or inspect a standalone Flink cluster on this machine, run by the scripts of "
-        "the apache-flink package with the project's config (serving/cluster_conf/config.yaml). Its conf, logs "
+        "the apache-flink package with the project's config (serving/ops/cluster_conf/config.yaml). Its conf, logs "
         f"and pid files live in --state-dir (${STATE_ENV}, default .cache/flink).",
     )
     actions = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)

@@ -11,34 +11,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from serving.clock import now_ms
-from serving.kafka.clients import producer
-from serving.kafka.settings import KafkaSettings
-from serving.ops.broker import LocalBroker, free_port
+from serving.ops.broker import free_port
 from serving.ops.cluster.config import STATE_ENV, ClusterOptions
 from serving.ops.cluster.errors import ClusterError
 from serving.ops.cluster.local import LocalCluster
 from serving.ops.cluster.rest import FlinkRest
-from serving.records.wine import encode_record
-from tests.integration.conftest import kafka_settings  # noqa: F401 - the fixture, with topics unique per test
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory):
-    """A running broker for the session; stopped at its end."""
-    local = LocalBroker(state_dir=tmp_path_factory.mktemp("kafka"))
-    try:
-        yield local.start(port=0)
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="session")
@@ -101,46 +84,3 @@ def cli(flink_cluster):
         return proc
 
     return run
-
-
-def kafka_config_file(settings: KafkaSettings, path: Path) -> Path:
-    """A TOML ``--kafka-config`` with the test's broker, group, prefix and topics."""
-    topics = "".join(f'{role} = "{topic}"\n' for role, topic in settings.topics.all().items())
-    path.write_text(
-        "[kafka]\n"
-        f'bootstrap_servers = "{settings.bootstrap_servers}"\n'
-        f'group_id = "{settings.group_id}"\n'
-        f'transactional_id_prefix = "{settings.transactional_id_prefix}"\n'
-        f"[kafka.topics]\n{topics}"
-    )
-    return path
-
-
-class Publisher:
-    """Wine records with ids 0, 1, 2, ... and ``ts`` = send time, at ``rate``/s, in a thread, until stopped."""
-
-    def __init__(self, settings: KafkaSettings, rows, rate: float = 100.0) -> None:
-        self.settings, self.rows, self.rate = settings, rows, rate
-        self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        out = producer(self.settings)
-        batch = max(1, int(self.rate / 10))
-        while not self._stop.is_set():
-            for _ in range(batch):
-                i = self.sent
-                record = encode_record(str(i), self.rows[i % len(self.rows)], ts=now_ms())
-                out.produce(self.settings.topics.data, record)
-                self.sent = i + 1
-            out.poll(0)
-            time.sleep(0.1)
-        out.flush(30)
-
-    def stop(self) -> int:
-        """Stop publishing; returns how many records were sent (all flushed)."""
-        self._stop.set()
-        self._thread.join(60)
-        return self.sent

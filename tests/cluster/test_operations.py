@@ -22,10 +22,9 @@ from serving.ops.cluster.config import JOB_NAMES
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records import wine
+from serving.testing import model_message as model
 from serving.uris import local_path
-from tests.cluster.conftest import Publisher, kafka_config_file
-from tests.flink.conftest import model
-from tests.support.kafka import read_all, send, wait_for_event
+from tests.support.kafka import Publisher, kafka_config_file, read_all, send, wait_for_event
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]
 

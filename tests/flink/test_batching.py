@@ -15,7 +15,10 @@ import pytest
 
 from serving.formats import load_model, parse_descriptor
 from serving.records.wine import decode_record, record_features
-from tests.flink.conftest import T0, model, records, run_bounded
+from serving.testing import T0
+from serving.testing import model_message as model
+from serving.testing import wine_records as records
+from tests.support.flink import run_bounded
 
 pytestmark = pytest.mark.flink
 

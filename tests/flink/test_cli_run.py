@@ -7,7 +7,7 @@ import json
 import pytest
 
 from serving.cli import main
-from tests.conftest import PMML_LINEAR, TF_SAVED
+from tests.support.reference import PMML_LINEAR, TF_SAVED
 
 pytestmark = pytest.mark.flink
 

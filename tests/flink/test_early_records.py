@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.flink.conftest import T0, model, records, run_bounded
+from serving.testing import T0
+from serving.testing import model_message as model
+from serving.testing import wine_records as records
+from tests.support.flink import run_bounded
 
 pytestmark = pytest.mark.flink
 

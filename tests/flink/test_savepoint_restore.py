@@ -17,7 +17,9 @@ from flink_jobs.io import FileIO, read_json_lines, write_base64_lines
 from flink_jobs.jobs import build_job
 from serving.clock import now_ms
 from serving.settings import JOB_NAMES, JobSettings, ServingOptions
-from tests.flink.conftest import model, records, wait_for
+from serving.testing import model_message as model
+from serving.testing import wine_records as records
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.flink
 
@@ -51,9 +53,9 @@ def test_restore_at_parallelism_2_serves_with_the_model_from_state(tmp_path, win
     client = start(job, 1, io)
     try:
         write_base64_lines(model_dir / "a.b64", [model("forest", "A", t)])
-        wait_for(lambda: count("model-events") == 1, 90, "model A to be accepted")
+        wait_for(lambda: count("model-events") == 1, "model A to be accepted", timeout=90)
         write_base64_lines(data_dir / "part1.b64", stream[:HALF])
-        wait_for(lambda: count("results") == HALF, 90, "the first half of the results")
+        wait_for(lambda: count("results") == HALF, "the first half of the results", timeout=90)
         savepoint = stop_with_savepoint(client, str(tmp_path / "savepoints"))
     except BaseException:
         client.cancel()
@@ -63,7 +65,7 @@ def test_restore_at_parallelism_2_serves_with_the_model_from_state(tmp_path, win
     client = start(job, 2, io, restore_from=savepoint)
     try:
         write_base64_lines(data_dir / "part2.b64", stream[HALF:])
-        wait_for(lambda: count("results") >= len(stream), 120, "the second half of the results")
+        wait_for(lambda: count("results") >= len(stream), "the second half of the results", timeout=120)
     finally:
         client.cancel().result()
 

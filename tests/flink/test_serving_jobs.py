@@ -17,7 +17,11 @@ import itertools
 import pytest
 
 from serving.pb.wine_record_pb2 import WineRecord
-from tests.flink.conftest import T0, corrupt_model, model, records, run_bounded
+from serving.testing import T0
+from serving.testing import corrupt_model_message as corrupt_model
+from serving.testing import model_message as model
+from serving.testing import wine_records as records
+from tests.support.flink import run_bounded
 
 pytestmark = pytest.mark.flink
 

@@ -13,9 +13,9 @@ from serving.kafka.settings import KafkaSettings
 from serving.ops.broker import LocalBroker
 from serving.ops.jobprocess import child_environment
 from serving.pb.serving_result_pb2 import ServingResult
-from tests.conftest import REFERENCE_MODELS
 from tests.support.kafka import read_all
 from tests.support.processes import alive, descendants
+from tests.support.reference import REFERENCE_MODELS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
 

@@ -22,7 +22,7 @@ from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records import wine
 from serving.records.wine import encode_record
-from tests.flink.conftest import model
+from serving.testing import model_message as model
 from tests.support.kafka import read_all, results, send, wait_for_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]

@@ -29,8 +29,8 @@ from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.pb.wine_record_pb2 import WineRecord
 from serving.records.wine import encode_record
-from tests.conftest import TF_GRAPH
 from tests.support.kafka import read_all, results, send, wait_for_event
+from tests.support.reference import TF_GRAPH
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
 

@@ -26,8 +26,8 @@ from serving.ops.broker import LocalBroker
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records import wine
 from serving.records.wine import decode_record
-from tests.conftest import PMML_LINEAR, PMML_TREE, PROJECT_ROOT, REFERENCE_MODELS, TF_GRAPH, TF_SAVED
 from tests.support.kafka import read_all
+from tests.support.reference import PMML_LINEAR, PMML_TREE, PROJECT_ROOT, REFERENCE_MODELS, TF_GRAPH, TF_SAVED
 
 pytestmark = pytest.mark.kafka
 

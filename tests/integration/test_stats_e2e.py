@@ -24,10 +24,11 @@ from serving.ops.jobprocess import LocalJob
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
 from serving.records.wine import encode_record
-from tests.flink.conftest import model
-from tests.integration.browser import headless_chromium
-from tests.support.http import get, wait_for
+from serving.testing import model_message as model
+from tests.support.browser import headless_chromium
+from tests.support.http import get
 from tests.support.kafka import results, send, wait_for_event
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
 

@@ -17,7 +17,8 @@ from serving.observability.service.state import StatsService
 from serving.ops.broker import LocalBroker, free_port
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
-from tests.support.http import get, wait_for
+from tests.support.http import get
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kafka
 

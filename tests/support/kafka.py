@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from pathlib import Path
 
+from serving.clock import now_ms
 from serving.kafka.clients import consumer, poll_batches, producer
 from serving.kafka.settings import KafkaSettings
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
+from serving.records.wine import encode_record
 
 
 def send(settings: KafkaSettings, topic: str, messages: list[bytes | None], key: bytes = b"") -> None:
@@ -54,3 +58,46 @@ def wait_for_event(settings: KafkaSettings, version: str, timeout: float = 120) 
 def results(settings: KafkaSettings, expected: int, timeout: float = 120) -> list[ServingResult]:
     """Committed results, waiting up to ``timeout`` for ``expected`` of them."""
     return [ServingResult.FromString(v) for v in read_all(settings, settings.topics.results, expected, timeout)]
+
+
+def kafka_config_file(settings: KafkaSettings, path: Path) -> Path:
+    """A TOML ``--kafka-config`` with the test's broker, group, prefix and topics."""
+    topics = "".join(f'{role} = "{topic}"\n' for role, topic in settings.topics.all().items())
+    path.write_text(
+        "[kafka]\n"
+        f'bootstrap_servers = "{settings.bootstrap_servers}"\n'
+        f'group_id = "{settings.group_id}"\n'
+        f'transactional_id_prefix = "{settings.transactional_id_prefix}"\n'
+        f"[kafka.topics]\n{topics}"
+    )
+    return path
+
+
+class Publisher:
+    """Wine records with ids 0, 1, 2, ... and ``ts`` = send time, at ``rate``/s, in a thread, until stopped."""
+
+    def __init__(self, settings: KafkaSettings, rows, rate: float = 100.0) -> None:
+        self.settings, self.rows, self.rate = settings, rows, rate
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        out = producer(self.settings)
+        batch = max(1, int(self.rate / 10))
+        while not self._stop.is_set():
+            for _ in range(batch):
+                i = self.sent
+                record = encode_record(str(i), self.rows[i % len(self.rows)], ts=now_ms())
+                out.produce(self.settings.topics.data, record)
+                self.sent = i + 1
+            out.poll(0)
+            time.sleep(0.1)
+        out.flush(30)
+
+    def stop(self) -> int:
+        """Stop publishing; returns how many records were sent (all flushed)."""
+        self._stop.set()
+        self._thread.join(60)
+        return self.sent

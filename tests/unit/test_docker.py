@@ -19,7 +19,7 @@ import yaml
 
 from serving.cli import build_parser
 from serving.ops.cluster.config import job_jars
-from tests.conftest import PROJECT_ROOT
+from tests.support.reference import PROJECT_ROOT
 
 DOCKER = PROJECT_ROOT / "docker"
 COMPOSE = DOCKER / "docker-compose.yml"

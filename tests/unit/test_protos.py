@@ -8,7 +8,7 @@ import sys
 
 import google.protobuf
 
-from tests.conftest import PROJECT_ROOT
+from tests.support.reference import PROJECT_ROOT
 
 PB_DIR = PROJECT_ROOT / "serving" / "pb"
 

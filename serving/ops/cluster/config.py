@@ -157,7 +157,7 @@ def render_config(
 def write_conf_dir(conf_dir: Path, settings: Mapping[str, Any], masters: str = "", workers: str = "") -> Path:
     """Write ``config.yaml`` (flat Flink keys), the log4j files and, if given, ``masters``/``workers``."""
     conf_dir.mkdir(parents=True, exist_ok=True)
-    text = "# Rendered by modelserving from serving/cluster_conf/config.yaml: edit that file, not this one.\n"
+    text = "# Rendered by modelserving from serving/ops/cluster_conf/config.yaml: edit that file, not this one.\n"
     text += yaml.safe_dump(dict(settings), sort_keys=False, width=100_000)
     (conf_dir / "config.yaml").write_text(text)
     for log4j in CONF_TEMPLATE_DIR.glob("log4j*.properties"):

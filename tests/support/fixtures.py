@@ -1,4 +1,4 @@
-"""A real Kafka broker for the whole session, on a free port, with its own state directory."""
+"""Fixtures every layer shares: one real Kafka broker for the session, and per-test topics on it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import pytest
 from serving.kafka.clients import ensure_topics
 from serving.kafka.settings import KafkaSettings, Topics
 from serving.ops.broker import LocalBroker
-
-pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture(scope="session")

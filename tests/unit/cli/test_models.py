@@ -12,7 +12,7 @@ from pypmml import Model as PypmmlModel
 
 from serving.cli import main
 from serving.records import wine
-from tests.conftest import PMML_LINEAR, TF_GRAPH
+from tests.support.reference import PMML_LINEAR, TF_GRAPH
 
 
 def test_score_writes_one_line_per_row_in_order(capsys, tmp_path, wine_data):

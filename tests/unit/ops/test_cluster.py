@@ -324,3 +324,16 @@ def test_cluster_control_never_imports_pyflink():
     modules = ", ".join(f"serving.ops.cluster.{part}" for part in parts)
     code = f"import sys, {modules}, serving.cli.cluster; print(any(m.startswith('pyflink') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_the_local_standalone_cluster_binds_rest_to_loopback(tmp_path):
+    import yaml
+
+    from serving.ops.cluster.config import ClusterOptions
+    from serving.ops.cluster.local import LocalCluster
+
+    conf_dir = LocalCluster(tmp_path / "state").configure(ClusterOptions())
+    conf = yaml.safe_load((conf_dir / "config.yaml").read_text())
+    assert conf["rest.bind-address"] == "127.0.0.1"
+    other = LocalCluster(tmp_path / "other").configure(ClusterOptions(rest_bind_address="10.1.2.3"))
+    assert yaml.safe_load((other / "config.yaml").read_text())["rest.bind-address"] == "10.1.2.3"

@@ -12,7 +12,7 @@ from pypmml import Model as PypmmlModel
 from serving.core.model import ModelType
 from serving.formats import descriptor_from_path, load_model
 from serving.records import wine
-from tests.conftest import PMML_FILES, PMML_FOREST, TF_GRAPH, TF_SAVED
+from tests.support.reference import PMML_FILES, PMML_FOREST, TF_GRAPH, TF_SAVED
 
 
 def test_data_has_every_row(wine_data):

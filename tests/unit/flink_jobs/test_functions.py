@@ -1,4 +1,4 @@
-"""Flink metrics of the serving functions, and the stats emission rule, with fake Flink contexts."""
+"""Flink metrics of the serving functions, and the stats emission rule, with the fakes of serving.testing."""
 
 from __future__ import annotations
 
@@ -24,106 +24,8 @@ from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
 from serving.records.wine import encode_record
 from serving.settings import ServingOptions
-from tests.conftest import PMML_LINEAR
-
-
-class FakeCounter:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def inc(self, n: int = 1) -> None:
-        self.count += n
-
-
-class FakeDistribution:
-    def __init__(self) -> None:
-        self.values: list[int] = []
-
-    def update(self, value: int) -> None:
-        self.values.append(value)
-
-
-class FakeGroup:
-    """Records every metric registered, by dotted path."""
-
-    def __init__(self, path: str = "", registry: dict | None = None) -> None:
-        self.path, self.registry = path, {} if registry is None else registry
-
-    def add_group(self, name: str, extra: str | None = None) -> FakeGroup:
-        return FakeGroup(f"{self.path}{name}.", self.registry)
-
-    def counter(self, name: str) -> FakeCounter:
-        return self.registry.setdefault(self.path + name, FakeCounter())
-
-    def distribution(self, name: str) -> FakeDistribution:
-        return self.registry.setdefault(self.path + name, FakeDistribution())
-
-
-class FakeRuntimeContext:
-    def __init__(self) -> None:
-        self.metrics = FakeGroup()
-
-    def get_metrics_group(self) -> FakeGroup:
-        return self.metrics
-
-    def get_state(self, descriptor):
-        return FakeValueState()
-
-    def get_list_state(self, descriptor):
-        return FakeListState([])
-
-    def get_index_of_this_subtask(self) -> int:
-        return 0
-
-
-class FakeValueState:
-    def __init__(self, value=None) -> None:
-        self._value = value
-
-    def value(self):
-        return self._value
-
-    def update(self, value) -> None:
-        self._value = value
-
-    def clear(self) -> None:
-        self._value = None
-
-
-class FakeListState:
-    def __init__(self, items: list[bytes]) -> None:
-        self.items = list(items)
-
-    def get(self) -> list[bytes]:
-        return list(self.items)
-
-    def add(self, item: bytes) -> None:
-        self.items.append(item)
-
-    def update(self, items: list[bytes]) -> None:
-        self.items = list(items)
-
-    def clear(self) -> None:
-        self.items = []
-
-
-class FakeTimers:
-    def __init__(self) -> None:
-        self.processing: list[int] = []
-
-    def register_processing_time_timer(self, t: int) -> None:
-        self.processing.append(t)
-
-
-class FakeTimerContext:
-    def __init__(self, domain: TimeDomain) -> None:
-        self.domain, self.timers = domain, FakeTimers()
-
-    def time_domain(self) -> TimeDomain:
-        return self.domain
-
-    def timer_service(self) -> FakeTimers:
-        return self.timers
+from serving.testing import FakeContext, FakeListState, FakeMetricGroup, FakeRuntimeContext, FakeValueState
+from tests.support.reference import PMML_LINEAR
 
 
 def linear_model(version: str = "A"):
@@ -149,29 +51,13 @@ def test_both_serving_functions_register_their_metrics_in_open():
         assert set(context.metrics.registry) == EXPECTED
 
 
-class _RecordContext:
-    """The parts of a PyFlink context a serving function uses when a record arrives."""
-
-    def __init__(self) -> None:
-        self.event_timers: list[int] = []
-
-    def get_current_key(self) -> str:
-        return "wine"
-
-    def timer_service(self):
-        return self
-
-    def register_event_time_timer(self, t: int) -> None:
-        self.event_timers.append(t)
-
-
 @pytest.mark.parametrize("function", [ModelServingKeyed, ModelServingPartitioned])
 def test_records_are_validated_on_arrival_and_bad_ones_counted_as_dead_letters(wine_data, function):
     serving = function(ServingOptions())
     context = FakeRuntimeContext()
     serving.open(context)
     arrive = serving.process_element1 if function is ModelServingKeyed else serving.process_element
-    ctx = _RecordContext()
+    ctx = FakeContext("wine")
     garbage = b"\xff not a record"
     outputs = list(arrive(SimpleNamespace(data_type="", payload=garbage), ctx))
     assert [tag for tag, _ in outputs] == [DEAD_LETTERS]
@@ -180,11 +66,11 @@ def test_records_are_validated_on_arrival_and_bad_ones_counted_as_dead_letters(w
     good = encode_record("1", wine_data.features[0], ts=5)
     assert list(arrive(SimpleNamespace(data_type="wine", payload=good), ctx)) == []
     assert [r.id for r in decode_buffer(serving.buffer.entries_state.get())] == ["1"]
-    assert ctx.event_timers  # asked to be flushed
+    assert ctx.timers.event  # asked to be flushed
 
 
 def test_score_buffer_counts_records_dead_letters_and_scoring_time(wine_data):
-    group = FakeGroup()
+    group = FakeMetricGroup()
     metrics = ServingMetrics(group)
     model = linear_model()
     records = [encode_record(str(i), row, ts=10 + i) for i, row in enumerate(wine_data.features[:25])]
@@ -235,7 +121,7 @@ def test_unreported_stats_set_a_timer_and_leave_on_the_processing_time_timer():
     tracker.started(model, 1)
     tracker.scored(model, 5, 5_000)
     assert tracker.unreported
-    ctx = FakeTimerContext(TimeDomain.EVENT_TIME)
+    ctx = FakeContext(domain=TimeDomain.EVENT_TIME)
     assert list(report_stats(ctx, tracker, options, False)) == []
     assert len(ctx.timers.processing) == 1
     assert ctx.timers.processing[0] >= int(time.time() * 1000) + 9_000
@@ -245,7 +131,7 @@ def test_unreported_stats_set_a_timer_and_leave_on_the_processing_time_timer():
     for entry in state.stats:
         entry.emitted_at -= 11_000
     later = StatsTracker("key:wine", 1000, 10.0, state.SerializeToString())
-    fired = FakeTimerContext(TimeDomain.PROCESSING_TIME)
+    fired = FakeContext(domain=TimeDomain.PROCESSING_TIME)
     out = list(report_stats(fired, later, options, False))
     assert [tag for tag, _ in out] == [STATS]
     assert ModelStats.FromString(out[0][1]).usage == 5
@@ -257,7 +143,7 @@ def test_no_stats_timer_without_processing_time_timers():
     tracker = StatsTracker("key:wine", 1000, 10.0, None)
     tracker.started(model, 1)
     tracker.scored(model, 5, 5_000)
-    ctx = FakeTimerContext(TimeDomain.EVENT_TIME)
+    ctx = FakeContext(domain=TimeDomain.EVENT_TIME)
     list(report_stats(ctx, tracker, ServingOptions(idle_flush_ms=0), False))
     assert ctx.timers.processing == []  # bounded jobs stay deterministic: stats leave at the end of input
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from serving.core.model import ModelType
 from serving.formats import descriptor_from_path, load_model
-from tests.conftest import PMML_FOREST, PMML_LINEAR
+from tests.support.reference import PMML_FOREST, PMML_LINEAR
 
 
 def _py4j_jvms() -> int:

@@ -21,7 +21,7 @@ from serving.errors import (
 from serving.formats import descriptor_from_path, load_model, parse_descriptor, restore
 from serving.formats.registry import parse_format
 from serving.records.wine import read_wine_csv
-from tests.conftest import PMML_FOREST, PMML_LINEAR, TF_GRAPH, TF_SAVED
+from tests.support.reference import PMML_FOREST, PMML_LINEAR, TF_GRAPH, TF_SAVED
 
 WEIGHTS = np.arange(1, 12, dtype=np.float32) / 100.0
 

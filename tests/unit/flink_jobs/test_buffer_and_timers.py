@@ -12,7 +12,7 @@ from serving.core.model import BatchScores
 from serving.core.scoring import buffer_entry, decode_buffer, entry_ts, score_due
 from serving.records.wine import decode_record, encode_record
 from serving.settings import ServingOptions
-from tests.unit.test_serving_metrics import FakeListState, FakeValueState
+from serving.testing import FakeContext, FakeListState, FakeValueState
 
 
 def test_buffer_entries_carry_ts_and_decode_back_to_the_record(wine_data):
@@ -54,35 +54,6 @@ def test_a_flush_is_scored_in_batches_of_at_most_b(wine_data, batch_size, calls)
     assert [r.score for r in scored.results] == pytest.approx(wine_data.features[:100, 0])
 
 
-class FakeTimerService:
-    def __init__(self) -> None:
-        self.event: list[int] = []
-        self.processing: list[int] = []
-
-    def register_event_time_timer(self, t: int) -> None:
-        self.event.append(t)
-
-    def current_watermark(self) -> int:
-        return -(2**63)
-
-    def register_processing_time_timer(self, t: int) -> None:
-        self.processing.append(t)
-
-
-class FakeContext:
-    def __init__(self, key: str, domain=None) -> None:
-        self.key, self.domain, self.timers = key, domain, FakeTimerService()
-
-    def get_current_key(self) -> str:
-        return self.key
-
-    def timer_service(self) -> FakeTimerService:
-        return self.timers
-
-    def time_domain(self):
-        return self.domain
-
-
 def test_flush_timers_are_asked_for_once_per_slot_and_key():
     timers = FlushTimers(ServingOptions(batch_wait_ms=100))
     ctx = FakeContext("wine")
@@ -98,7 +69,7 @@ def test_a_fired_slot_is_asked_for_again_by_a_late_record():
     from pyflink.datastream import TimeDomain
 
     timers = FlushTimers(ServingOptions(batch_wait_ms=100))
-    ctx = FakeContext("wine", TimeDomain.EVENT_TIME)
+    ctx = FakeContext("wine", domain=TimeDomain.EVENT_TIME)
     timers.request(ctx, 10)
     timers.fired(ctx, 100)
     timers.request(ctx, 20)  # late: its slot fired already, so it needs a timer of its own
@@ -119,7 +90,7 @@ def test_the_idle_timer_flushes_only_a_quiet_key_and_never_past_the_model_delay(
     now = {"t": 1_000}
     monkeypatch.setattr(serving_function, "now_ms", lambda: now["t"])
     timers = FlushTimers(ServingOptions(batch_wait_ms=10, idle_flush_ms=200, max_model_delay_ms=50))
-    ctx = FakeContext("wine", TimeDomain.PROCESSING_TIME)
+    ctx = FakeContext("wine", domain=TimeDomain.PROCESSING_TIME)
     for t in [1_000, 1_010, 1_050, 1_150]:
         now["t"] = t
         timers.request(ctx, t)
@@ -138,27 +109,15 @@ def test_event_time_flushes_wait_for_the_model_delay():
     from flink_jobs.functions.timers import FlushBounds
 
     timers = FlushTimers(ServingOptions(batch_wait_ms=100, max_model_delay_ms=500))
-    ctx = FakeContext("wine", TimeDomain.EVENT_TIME)
+    ctx = FakeContext("wine", domain=TimeDomain.EVENT_TIME)
     timers.request(ctx, 1_030)
     assert ctx.timers.event == [1_600, END_OF_INPUT]  # slot(1_030 + 500)
     assert timers.fired(ctx, 1_600) == FlushBounds(1_100, 1_100, False)
     assert timers.fired(ctx, END_OF_INPUT) == FlushBounds(END_OF_INPUT, END_OF_INPUT, True)
 
 
-class CountingListState(FakeListState):
-    """A ListState that counts whole rewrites (``update``), the cost RecordBuffer avoids."""
-
-    def __init__(self) -> None:
-        super().__init__([])
-        self.rewrites = 0
-
-    def update(self, items: list[bytes]) -> None:
-        super().update(items)
-        self.rewrites += 1
-
-
-def _buffer(ts_values) -> tuple[RecordBuffer, CountingListState]:
-    entries = CountingListState()
+def _buffer(ts_values) -> tuple[RecordBuffer, FakeListState]:
+    entries = FakeListState()
     buffer = RecordBuffer(entries, FakeValueState())
     for ts in ts_values:
         buffer.add(ts, encode_record(f"r{ts}", [0.0] * 11, ts=ts))

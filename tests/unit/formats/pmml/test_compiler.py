@@ -23,7 +23,7 @@ from serving.formats.pmml.compiler import NotCompilable, compile_pmml
 from serving.formats.pmml.model import ENGINE_ENV, PmmlModel
 from serving.records import wine
 from serving.training.examples import train_models
-from tests.conftest import PMML_FILES, PMML_FOREST, PMML_LINEAR, PMML_TREE
+from tests.support.reference import PMML_FILES, PMML_FOREST, PMML_LINEAR, PMML_TREE
 
 TOLERANCE = 1e-9
 
