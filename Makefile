@@ -8,14 +8,16 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/*.proto)
 PB_STAMP := serving/pb/.generated
 JARS_STAMP := .cache/jars/.fetched
+# Tools whose pins clash with apache-beam's get a venv of their own (scripts/sidevenv-*.txt).
+SKLEARN2PMML_STAMP := .cache/venvs/sklearn2pmml/.installed
 SERVING_JAR := .cache/jars/serving/modelserving-flink.jar
 JAVA_SOURCES := $(shell find scripts/java -name '*.java' 2>/dev/null)
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup venv proto jars browser test test-unit test-flink demo lint format clean
+.PHONY: setup venv proto jars sidevenvs browser test test-unit test-flink demo lint format clean
 
-setup: venv proto jars
+setup: venv proto jars sidevenvs
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -37,6 +39,12 @@ $(JARS_STAMP): scripts/jvm-deps.pom.xml scripts/fetch-jars.sh
 # The project's Java helpers (scripts/java), compiled against PyFlink's jars and the connector.
 $(SERVING_JAR): $(JAVA_SOURCES) scripts/build-jars.sh $(JARS_STAMP) $(STAMP)
 	PYTHON=$(PY) scripts/build-jars.sh
+
+sidevenvs: $(SKLEARN2PMML_STAMP)
+$(SKLEARN2PMML_STAMP): scripts/sidevenv-sklearn2pmml.txt
+	@test -x .cache/venvs/sklearn2pmml/bin/python || $(PYTHON_BOOT) -m venv .cache/venvs/sklearn2pmml
+	.cache/venvs/sklearn2pmml/bin/python -m pip install -q -r scripts/sidevenv-sklearn2pmml.txt
+	@touch $@
 
 # Headless Chromium for the dashboard test: Debian's packages, installed only when missing.
 browser:

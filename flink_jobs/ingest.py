@@ -61,36 +61,53 @@ def keyed_by_first_field(stream: DataStream, value_type) -> KeyedStream:
 
 
 def routed_records(
-    raw: DataStream, out_of_orderness_ms: int, buckets: int = 0, max_future_skew_ms: int = 0
+    raw: DataStream,
+    out_of_orderness_ms: int,
+    buckets: int = 0,
+    max_future_skew_ms: int = 0,
+    topic_prefix: str = "",
 ) -> DataStream:
-    """Raw record bytes as ``KEYED_RECORD_ROW`` with event time, routed in the JVM.
+    """Kafka records (``KAFKA_RECORD``) as ``KEYED_RECORD_ROW`` with event time, routed in the JVM.
 
-    The key is the data type (``buckets == 0``) or :func:`bucket_of` the id.
-    Nothing is validated yet: bytes that are no record arrive with an empty
-    key and ``ts`` ``Long.MIN_VALUE``, as do records whose ``ts`` is out of
-    range, and the Python function that receives them dead-letters them
-    (:func:`serving.core.scoring.decode_data`).
+    The data type is the topic's name after ``topic_prefix``, else what a
+    protobuf record says; event time is what a protobuf record says, else
+    the Kafka timestamp (``RecordRouting``). The key is the data type
+    (``buckets == 0``) or :func:`bucket_of` the id. Nothing is validated
+    yet: bytes that are no record arrive with an empty key and ``ts``
+    ``Long.MIN_VALUE``, as do records whose time is out of range, and the
+    Python function that receives them decodes them with their data type's
+    schema and dead-letters what fails (:func:`serving.core.scoring.decode_data`).
     """
-    routing = get_gateway().jvm.io.modelserving.flink.RecordRouting(buckets, max_future_skew_ms)
+    routing = get_gateway().jvm.io.modelserving.flink.RecordRouting(buckets, max_future_skew_ms, topic_prefix)
     j_routed = raw._j_data_stream.map(routing, KEYED_RECORD_ROW.get_java_type_info())
     routed = DataStream(j_routed).uid("route-records").name("route records")
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(out_of_orderness_ms))
     return jvm_timestamps(routed, (1, 2), strategy).uid("record-watermarks").name("record event time")
 
 
-def routed_models(raw: DataStream, out_of_orderness_ms: int, idle_ms: int, max_future_skew_ms: int = 0) -> DataStream:
-    """Raw model bytes as ``MODEL_ROW`` with event time ``created_at``, routed in the JVM.
+def routed_models(
+    models: DataStream,
+    schemas: DataStream | None,
+    out_of_orderness_ms: int,
+    idle_ms: int,
+    max_future_skew_ms: int = 0,
+) -> DataStream:
+    """Raw model and schema bytes as one ``MODEL_ROW`` stream with event time ``created_at``, routed in the JVM.
 
-    A descriptor without ``created_at`` is stamped with its arrival time (the
-    serving rule orders models by it). Bytes that are no descriptor, or an
-    out-of-range ``created_at``, travel with ``Long.MIN_VALUE``: the serving
-    function's admission rejects them with the reason. The model stream is
-    idle most of the time, so it is marked idle after ``idle_ms`` and stops
-    holding back the joint watermark.
+    ``kind`` says which a message is. A message without ``created_at`` is
+    stamped with its arrival time (the serving rule orders models by it).
+    Bytes that are no message, or an out-of-range ``created_at``, travel with
+    ``Long.MIN_VALUE``: the serving function's admission rejects them with
+    the reason. The stream is idle most of the time, so it is marked idle
+    after ``idle_ms`` and stops holding back the joint watermark.
     """
-    routing = get_gateway().jvm.io.modelserving.flink.ModelRouting(max_future_skew_ms)
-    j_routed = raw._j_data_stream.map(routing, MODEL_ROW.get_java_type_info())
-    routed = DataStream(j_routed).uid("route-models").name("route models")
+    jvm = get_gateway().jvm.io.modelserving.flink
+    row_type = MODEL_ROW.get_java_type_info()
+    routed_models = models._j_data_stream.map(jvm.ModelRouting(max_future_skew_ms, "model"), row_type)
+    routed = DataStream(routed_models).uid("route-models").name("route models")
+    if schemas is not None:
+        routed_schemas = schemas._j_data_stream.map(jvm.ModelRouting(max_future_skew_ms, "schema"), row_type)
+        routed = routed.union(DataStream(routed_schemas).uid("route-schemas").name("route schemas"))
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(out_of_orderness_ms)).with_idleness(
         Duration.of_millis(idle_ms)
     )

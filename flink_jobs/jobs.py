@@ -16,7 +16,7 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from flink_jobs.functions.keyed import ModelServingKeyed
-from flink_jobs.functions.partitioned import MODELS, ModelServingPartitioned
+from flink_jobs.functions.partitioned import BROADCAST_STATE, ModelServingPartitioned
 from flink_jobs.functions.passthrough import Passthrough
 from flink_jobs.ingest import keyed_by_first_field, routed_models, routed_records
 from flink_jobs.io import JobIO
@@ -49,8 +49,10 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
     """Declare sources, decoding, event time and the serving function for ``settings.job``."""
     buckets = BUCKETS_PER_INSTANCE * settings.parallelism if settings.job == "partitioned" else 0
     skew = settings.options.max_future_skew_ms
-    records = routed_records(io.data_source(env), settings.out_of_orderness_ms, buckets, skew)
-    models = routed_models(io.model_source(env), settings.out_of_orderness_ms, settings.model_idle_ms, skew)
+    records = routed_records(io.data_source(env), settings.out_of_orderness_ms, buckets, skew, io.topic_prefix)
+    models = routed_models(
+        io.model_source(env), io.schema_source(env), settings.out_of_orderness_ms, settings.model_idle_ms, skew
+    )
     if settings.job == "passthrough":
         served = (
             records.process(Passthrough(settings.options), output_type=BYTES)
@@ -68,7 +70,7 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
     else:
         served = (
             keyed_by_first_field(records, RECORD_ROW)
-            .connect(models.broadcast(MODELS))
+            .connect(models.broadcast(*BROADCAST_STATE))
             .process(ModelServingPartitioned(settings.options), output_type=BYTES)
             .uid("serve-partitioned")
             .name("ModelServingPartitioned")

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from flink_jobs.control import latest_checkpoint
 from flink_jobs.environment import create_environment, kafka_jars
-from flink_jobs.io import KafkaIO
+from flink_jobs.io.kafka import KafkaIO
 from flink_jobs.jobs import build_job
 from serving import logs
 from serving.errors import ConfigError, ServingError

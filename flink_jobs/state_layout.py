@@ -58,7 +58,7 @@ def operators(job: str) -> dict[str, Any]:
     with the graph: they must hold no state.
     """
     from flink_jobs import environment
-    from flink_jobs.io import KafkaIO
+    from flink_jobs.io.kafka import KafkaIO
     from flink_jobs.jobs import build_job
     from serving.kafka.settings import KafkaSettings
     from serving.settings import JobSettings

@@ -10,16 +10,26 @@ from pyflink.datastream import OutputTag
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 
-#: A decoded, validated data record: key fields plus the original WineRecord bytes.
+#: A Kafka record as the data source reads it (``io.modelserving.flink.KafkaRecordRow``); other
+#: sources give the same shape, with topic "" and the offset as the row number.
+KAFKA_RECORD = Types.ROW_NAMED(
+    ["topic", "partition", "offset", "timestamp", "value"],
+    [Types.STRING(), Types.INT(), Types.LONG(), Types.LONG(), BYTES],
+)
+
+#: A routed data record (``RecordRouting``): what the JVM read of it, its bytes, and where it came from.
 RECORD_ROW = Types.ROW_NAMED(
-    ["data_type", "id", "ts", "payload"], [Types.STRING(), Types.STRING(), Types.LONG(), BYTES]
+    ["data_type", "id", "ts", "payload", "topic", "partition", "offset", "kafka_ts"],
+    [Types.STRING(), Types.STRING(), Types.LONG(), BYTES, Types.STRING(), Types.INT(), Types.LONG(), Types.LONG()],
 )
 
 #: A decoded record with its key (data type or hash bucket) in front, as a keyed stream carries it.
 KEYED_RECORD_ROW = Types.ROW([Types.STRING(), RECORD_ROW])
 
-#: A decoded model message: key fields plus the ModelDescriptor bytes.
-MODEL_ROW = Types.ROW_NAMED(["data_type", "created_at", "payload"], [Types.STRING(), Types.LONG(), BYTES])
+#: A routed model or schema message (``ModelRouting``): key fields, the bytes, and ``kind`` ("model" or "schema").
+MODEL_ROW = Types.ROW_NAMED(
+    ["data_type", "created_at", "payload", "kind"], [Types.STRING(), Types.LONG(), BYTES, Types.STRING()]
+)
 
 #: ModelStats bytes: on every model change, every N records or T seconds, and at end of input.
 STATS = OutputTag("stats", BYTES)

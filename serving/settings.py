@@ -118,6 +118,11 @@ class ServingOptions(BaseModel, frozen=True):
         dead_letter_max_payload_bytes: a dead letter keeps at most this many
             leading bytes of the original message (plus its size and SHA-256),
             so it always fits the dead-letter topic.
+        startup_schemas: data types known from the start (Avro schemas as
+            JSON text; ``--schemas DIR``, and what the data-types topic held
+            when the job started), beside the bundled ones.
+        schema_registry_url: a Confluent Schema Registry for Avro records whose
+            schema id no known schema has.
         stats_every_records: emit stats after this many records per model (0: never).
         stats_every_seconds: emit stats when this long has passed since the last emission.
         batch_wait_ms: T, the micro-batch wait: records are scored in event-time
@@ -145,6 +150,8 @@ class ServingOptions(BaseModel, frozen=True):
     max_record_bytes: int = Field(64 * 1024, ge=1)
     max_model_message_bytes: int = Field(2 * 1024 * 1024, ge=1)
     dead_letter_max_payload_bytes: int = Field(256 * 1024, ge=0)
+    startup_schemas: tuple[str, ...] = ()
+    schema_registry_url: str | None = None
     stats_every_records: int = Field(1_000, ge=0)
     stats_every_seconds: float = Field(10.0, ge=0)
     batch_wait_ms: int = Field(10, ge=1)

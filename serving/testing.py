@@ -10,11 +10,14 @@ pyflink; a fake context takes the ``TimeDomain`` value a test hands it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 from serving.formats import descriptor_from_path
-from serving.records import wine
+from serving.records import bundled_schemas, wine
+from serving.records.schema import DataTypeSchema
 from serving.records.wine import encode_record
 
 #: Event time of the first record a builder makes: record i of a stream has ts ``T0 + i``.
@@ -50,6 +53,29 @@ def corrupt_model_message(version: str, created_at: int) -> bytes:
     descriptor.sha256 = ""
     descriptor.created_at = created_at
     return descriptor.SerializeToString()
+
+
+def wine_shaped_schema(data_type: str) -> DataTypeSchema:
+    """A schema with the wine record's fields (WineRecord protobufs) under another data type's name."""
+    wine_schema = next(s for s in bundled_schemas() if s.data_type == wine.DATA_TYPE)
+    document = json.loads(wine_schema.avsc)
+    document["name"] = data_type.replace("-", "_").replace(".", "_")
+    document["modelserving.data_type"] = data_type
+    return DataTypeSchema.parse(document)
+
+
+def routed_row(payload: bytes, data_type: str = "", ts: int = -(2**63), *, topic: str = "", offset: int = 0):
+    """A record as the JVM routing hands it to a serving function (``RECORD_ROW``)."""
+    return SimpleNamespace(
+        data_type=data_type,
+        id="",
+        ts=ts,
+        payload=payload,
+        topic=topic,
+        partition=0,
+        offset=offset,
+        kafka_ts=-(2**63),
+    )
 
 
 # --------------------------------------------------------------------------- keyed state
@@ -97,6 +123,37 @@ class FakeListState:
     def clear(self) -> None:
         """Empty the list."""
         self.items = []
+
+
+class FakeMapState:
+    """A ``MapState`` (or broadcast state) in memory."""
+
+    def __init__(self) -> None:
+        self.items_by_key: dict = {}
+
+    def get(self, key):
+        """The value of ``key``, or None."""
+        return self.items_by_key.get(key)
+
+    def put(self, key, value) -> None:
+        """Set ``key``."""
+        self.items_by_key[key] = value
+
+    def remove(self, key) -> None:
+        """Drop ``key``."""
+        self.items_by_key.pop(key, None)
+
+    def keys(self):
+        """The keys."""
+        return list(self.items_by_key)
+
+    def values(self):
+        """The values."""
+        return list(self.items_by_key.values())
+
+    def items(self):
+        """The entries."""
+        return list(self.items_by_key.items())
 
 
 # --------------------------------------------------------------------------- metrics
@@ -196,6 +253,11 @@ class FakeContext:
 
     def __init__(self, key: str = "wine", domain=None, watermark: int = -(2**63)) -> None:
         self.key, self.domain, self.timers = key, domain, FakeTimerService(watermark)
+        self.broadcast: dict[str, FakeMapState] = {}
+
+    def get_broadcast_state(self, descriptor) -> FakeMapState:
+        """The broadcast state of ``descriptor`` (one per descriptor name)."""
+        return self.broadcast.setdefault(descriptor.name, FakeMapState())
 
     def get_current_key(self) -> str:
         """The key being processed."""

@@ -11,27 +11,76 @@ from flink_jobs.functions.metrics import ServingMetrics
 from flink_jobs.functions.timers import FlushBounds, FlushTimers, slot
 from flink_jobs.tags import DEAD_LETTERS, MODEL_EVENTS, STATS
 from serving.clock import now_ms
+from serving.codecs.outputs import dead_letter
 from serving.core.admission import ModelCache
+from serving.core.entries import Entry, decode_entry, encode_entry
 from serving.core.lateness import ScoredTimes
 from serving.core.model import Model
-from serving.core.scoring import buffer_entry, decode_buffer, decode_data, score_due
+from serving.core.schemas import admit_schema
+from serving.core.scoring import UNKNOWN, decode_data, decode_entries, score_due
 from serving.core.stats import StatsTracker
+from serving.errors import ServingError
+from serving.formats import parse_descriptor
 from serving.logs import get_logger
 from serving.pb.dead_letter_pb2 import DeadLetter
+from serving.pb.model_event_pb2 import ModelEvent
+from serving.records import bundled_schemas
 from serving.records.base import Record
+from serving.records.schema import DataTypeSchema, SchemaRegistry
+from serving.records.wire import NOWHERE, Coordinates
 from serving.settings import ServingOptions
 
 log = get_logger("serving")
 
 
-def validated(value, metrics: ServingMetrics, options: ServingOptions) -> Generator[tuple, None, Record | None]:
-    """Decode and validate one routed record (``RECORD_ROW``): the record, or None after yielding its dead letter.
+#: The Kafka timestamp of a record that has none.
+_NO_TIMESTAMP = -(2**63)
 
-    This is where a data record is decoded and validated (the JVM only routed
-    it); what fails goes to the dead letters with the reason and its bytes,
-    and is counted. Use as ``record = yield from validated(value, metrics, options)``.
+
+def where_of(value) -> Coordinates:
+    """Where a routed record (``RECORD_ROW``) came from."""
+    kafka_ts = None if value.kafka_ts == _NO_TIMESTAMP else value.kafka_ts
+    return Coordinates(value.topic, value.partition, value.offset, kafka_ts)
+
+
+def take_in(
+    value, registry: SchemaRegistry, metrics: ServingMetrics, options: ServingOptions
+) -> Generator[tuple, None, Entry | None]:
+    """One routed record (``RECORD_ROW``) as a buffer entry, or None after yielding its dead letter.
+
+    The JVM only routed it; here it is decoded with its data type's schema
+    and checked, and what fails goes to the dead letters with the reason and
+    its bytes, counted. A record whose data type has no schema yet is kept
+    unchecked, by the time the JVM read: it is decoded when due, if the
+    schema has come by then (:func:`serving.core.scoring.decode_entries`).
+    Use as ``entry = yield from take_in(value, registry, metrics, options)``.
     """
-    decoded = decode_data(bytes(value.payload), options, value.data_type)
+    where, payload = where_of(value), bytes(value.payload)
+    decoded = decode_data(payload, options, value.data_type, registry, where)
+    if isinstance(decoded, DeadLetter):
+        metrics.dead_lettered()
+        yield DEAD_LETTERS, decoded.SerializeToString()
+        return None
+    if decoded is None:
+        return Entry(value.ts, value.data_type, where, payload, checked=False)
+    return Entry(decoded.ts, decoded.data_type, where, payload, checked=True)
+
+
+def validated(
+    value, registry: SchemaRegistry, metrics: ServingMetrics, options: ServingOptions
+) -> Generator[tuple, None, Record | None]:
+    """One routed record decoded and checked now, or None after yielding its dead letter (no schema: too)."""
+    where, payload = where_of(value), bytes(value.payload)
+    decoded = decode_data(payload, options, value.data_type, registry, where)
+    if decoded is None:
+        decoded = dead_letter(
+            "data",
+            UNKNOWN,
+            f"no schema for data type {value.data_type!r}",
+            payload,
+            data_type=value.data_type,
+            max_payload_bytes=options.dead_letter_max_payload_bytes,
+        )
     if isinstance(decoded, DeadLetter):
         metrics.dead_lettered()
         yield DEAD_LETTERS, decoded.SerializeToString()
@@ -45,21 +94,31 @@ def score_buffer(
     timelines: Mapping[str, Sequence[tuple[int, Model]]],
     tracker: StatsTracker,
     options: ServingOptions,
+    registry: SchemaRegistry,
     metrics: ServingMetrics | None = None,
     scored_times: ScoredTimes | None = None,
 ) -> Iterator:
     """Score the due records of ``buffer``; yield results and side outputs; keep the rest.
 
-    Only due records are decoded; the entries that wait stay as they are.
-    ``scored_times`` (when given) learns the event times of what was scored.
+    Only due records are decoded, with their data type's schema in
+    ``registry``; the entries that wait stay as they are. ``scored_times``
+    (when given) learns the event times of what was scored.
     """
     due_entries = buffer.take_due(bounds.records_up_to)
     if not due_entries:
         return
-    due: list[Record] = decode_buffer(due_entries)
+    due, letters, waiting = decode_entries(
+        [decode_entry(e) for e in due_entries], registry, options, bounds.records_up_to
+    )
+    for letter in letters:
+        yield DEAD_LETTERS, letter.SerializeToString()
+    if metrics is not None:
+        metrics.dead_lettered(len(letters))
+    schemas = {dt: registry.get(dt) for dt in {r.data_type for r in due}}
     scored = score_due(
         due,
         timelines,
+        schemas,
         hold=options.early_records == "hold",
         max_held=options.max_held_records,
         end_of_input=bounds.end_of_input,
@@ -86,8 +145,10 @@ def score_buffer(
         for data_type, times in by_type.items():
             scored_times.scored(data_type, times)
             scored_times.flushed(data_type, bounds.records_up_to)
-    buffer.settle([buffer_entry(r.ts, r.SerializeToString()) for r in scored.held])
-    held_until = [r.ts + options.max_hold_ms for r in scored.held]
+    kept = [Entry(r.ts, r.data_type, getattr(r, "where", NOWHERE), r.SerializeToString(), True) for r in scored.held]
+    kept += waiting
+    buffer.settle([encode_entry(e) for e in kept])
+    held_until = [e.ts + options.max_hold_ms for e in kept]
     buffer.expire_at = min(held_until) if held_until and options.max_hold_ms else None
 
 
@@ -112,6 +173,36 @@ def report_stats(ctx, tracker: StatsTracker, options: ServingOptions, end_of_inp
         ctx.timer_service().register_processing_time_timer(slot(now_ms() + tracker.every_ms, 100))
 
 
+def startup_registry(options: ServingOptions) -> SchemaRegistry:
+    """The schemas a function knows when it opens: the bundled ones and ``options.startup_schemas``."""
+    startup = [DataTypeSchema.parse(text) for text in options.startup_schemas]
+    return SchemaRegistry([*bundled_schemas(), *startup], url=options.schema_registry_url)
+
+
+def awaiting_event(payload: bytes, registry: SchemaRegistry) -> ModelEvent | None:
+    """The ``AWAITING_SCHEMA`` event for a model message whose data type has no schema yet, else None.
+
+    Such a model is kept and admitted when its schema arrives (schemas and
+    models travel on different topics, so one may overtake the other). A
+    message that is no model at all is left to the admission, which rejects it.
+    """
+    try:
+        descriptor = parse_descriptor(payload)
+    except ServingError:
+        return None
+    if registry.get(descriptor.data_type) is not None:
+        return None
+    return ModelEvent(
+        kind=ModelEvent.AWAITING_SCHEMA,
+        name=descriptor.name,
+        version=descriptor.version,
+        data_type=descriptor.data_type,
+        model_type=descriptor.model_type,
+        reason=f"kept until a schema of data type {descriptor.data_type!r} arrives",
+        ts=now_ms(),
+    )
+
+
 class ServingFunctionBase:
     """What both serving functions share: state binding, record intake, flushing, late models.
 
@@ -125,7 +216,12 @@ class ServingFunctionBase:
     options: ServingOptions
 
     def bind(self, runtime_context, record_buffer, buffer_scored, model_stats, scored_times) -> None:
-        """Bind the shared state and build the model cache, metrics and timers (call from ``open``)."""
+        """Bind the shared state and build the schema registry, model cache, metrics and timers (from ``open``).
+
+        The registry starts with the bundled schemas and ``startup_schemas``;
+        subclasses add what their state holds (:meth:`sync_schemas`).
+        """
+        self.registry = startup_registry(self.options)
         self.buffer = RecordBuffer(
             runtime_context.get_list_state(record_buffer), runtime_context.get_state(buffer_scored)
         )
@@ -139,13 +235,42 @@ class ServingFunctionBase:
         """Release every built model."""
         self.cache.close()
 
+    def sync_schemas(self, ctx) -> None:
+        """Bring :attr:`registry` up to date with the schemas in state (subclasses)."""
+
     def take_record(self, value, ctx) -> Iterator:
-        """A data record: validate it, then buffer it until the watermark passes it (or dead-letter it)."""
+        """A data record: check it, then buffer it until the watermark passes it (or dead-letter it)."""
         self.metrics.capture_scope()
-        record = yield from validated(value, self.metrics, self.options)
-        if record is not None:
-            self.buffer.add(record.ts, bytes(value.payload))
-            self.timers.request(ctx, record.ts)
+        self.sync_schemas(ctx)
+        entry = yield from take_in(value, self.registry, self.metrics, self.options)
+        if entry is not None:
+            self.buffer.add(encode_entry(entry))
+            self.timers.request(ctx, entry.ts)
+
+    def schema_arrived(
+        self, value, current: DataTypeSchema | None, models: Sequence[Model], report: bool = True
+    ) -> Generator[tuple, None, DataTypeSchema | None]:
+        """Admit a schema message (``MODEL_ROW`` of kind ``schema``); the accepted schema, else None.
+
+        The outcome is a model event (subject ``schema``), a rejection also a
+        dead letter, both only when ``report``. An accepted schema joins
+        :attr:`registry`; the caller keeps it in state.
+        """
+        admission = admit_schema(bytes(value.payload), current, models, self.options, value.data_type)
+        event = admission.event
+        log.info(
+            f"schema {ModelEvent.Kind.Name(event.kind).lower()}",
+            extra={"data_type": event.data_type, "version": event.version, "reason": event.reason or "-"},
+        )
+        if report:
+            yield MODEL_EVENTS, event.SerializeToString()
+            if admission.dead_letter is not None:
+                self.metrics.dead_lettered()
+                yield DEAD_LETTERS, admission.dead_letter.SerializeToString()
+        if not admission.accepted:
+            return None
+        self.registry.add(admission.schema)
+        return admission.schema
 
     def tracker(self, instance: str) -> StatsTracker:
         """The stats of this key, loaded from state."""
@@ -180,7 +305,9 @@ class ServingFunctionBase:
                     },
                 )
                 yield MODEL_EVENTS, event.SerializeToString()
-        yield from score_buffer(self.buffer, bounds, timelines, tracker, self.options, self.metrics, scored_times)
+        yield from score_buffer(
+            self.buffer, bounds, timelines, tracker, self.options, self.registry, self.metrics, scored_times
+        )
         self.scored_times_state.update(scored_times.to_bytes())
         if self.buffer.expire_at is not None:
             self.timers.request_at(ctx, self.buffer.expire_at + self.options.max_model_delay_ms)

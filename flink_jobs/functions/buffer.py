@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from serving.core.scoring import buffer_entry, entry_ts
+from serving.core.entries import entry_ts
 
 
 class RecordBuffer:
     """The records of one key waiting for the watermark: a ``ListState`` of entries and a scored count.
 
-    Entries (:func:`serving.core.scoring.buffer_entry`) stay in arrival order; the
+    Entries (:mod:`serving.core.entries`) stay in arrival order; the
     ``ValueState`` counts the leading entries already scored. Records arrive
     roughly in ``ts`` order, so the due ones are mostly a prefix and a flush
     only moves the count: the records that wait are not rewritten, which
@@ -31,9 +31,9 @@ class RecordBuffer:
         self.waiting = False
         self.expire_at: int | None = None
 
-    def add(self, ts: int, payload: bytes) -> None:
-        """Append a validated record."""
-        self.entries_state.add(buffer_entry(ts, payload))
+    def add(self, entry: bytes) -> None:
+        """Append an entry (:func:`serving.core.entries.encode_entry`)."""
+        self.entries_state.add(entry)
 
     def take_due(self, up_to: int) -> list[bytes]:
         """The unscored entries with ``ts <= up_to``, in arrival order; :meth:`settle` must follow."""

@@ -14,7 +14,10 @@ State per data type (bytes and one count, never pickled objects):
   ``serving.core.scoring.buffer_entry`` (ts + record bytes), in arrival order;
 * ``buffer-scored``: how many leading entries of ``record-buffer`` are scored already;
 * ``model-stats``: ModelStatsList bytes: the stats of the serving model;
-* ``scored-times``: ScoredTimes bytes: recent scored event times, to report late models.
+* ``scored-times``: ScoredTimes bytes: recent scored event times, to report late models;
+* ``schema``: DataTypeSchema bytes: the data type's schema, when one was published
+  (bundled and startup schemas need none);
+* ``awaiting-schema``: model messages that came before any schema of their data type.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from pyflink.common import Types
 from pyflink.datastream.functions import KeyedCoProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.functions.base import ServingFunctionBase
+from flink_jobs.functions.base import ServingFunctionBase, awaiting_event
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
 from serving.core.model import Model
+from serving.formats import parse_descriptor
 from serving.logs import get_logger
 from serving.pb.model_event_pb2 import ModelEvent
+from serving.records import legacy_schema
+from serving.records.schema import DataTypeSchema
 from serving.settings import ServingOptions
 
 log = get_logger("keyed")
@@ -38,6 +44,8 @@ RECORD_BUFFER = ListStateDescriptor("record-buffer", BYTES)
 BUFFER_SCORED = ValueStateDescriptor("buffer-scored", Types.LONG())
 MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
 SCORED_TIMES = ValueStateDescriptor("scored-times", BYTES)
+SCHEMA = ValueStateDescriptor("schema", BYTES)
+AWAITING_SCHEMA = ListStateDescriptor("awaiting-schema", BYTES)
 
 
 class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
@@ -65,18 +73,52 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
         self.bind(runtime_context, RECORD_BUFFER, BUFFER_SCORED, MODEL_STATS, SCORED_TIMES)
         self.current = runtime_context.get_state(CURRENT_MODEL)
         self.pending = runtime_context.get_list_state(PENDING_MODELS)
+        self.schema = runtime_context.get_state(SCHEMA)
+        self.awaiting = runtime_context.get_list_state(AWAITING_SCHEMA)
+        self._synced: dict[str, bytes] = {}
+
+    def sync_schemas(self, ctx) -> None:
+        """Add this data type's published schema (kept in state) to the registry, once per change."""
+        key, raw = ctx.get_current_key(), self.schema.value()
+        if raw is not None and self._synced.get(key) != bytes(raw):
+            self.registry.add(DataTypeSchema.from_message(bytes(raw)))
+            self._synced[key] = bytes(raw)
 
     def process_element1(self, value, ctx):
-        """A data record: validate it, then buffer it until the watermark passes it."""
+        """A data record: check it, then buffer it until the watermark passes it."""
         yield from self.take_record(value, ctx)
 
     def process_element2(self, value, ctx):
-        """A model: admit it now; it serves from its ``created_at`` on."""
+        """A model (admitted now; it serves from its ``created_at`` on) or a schema of this data type."""
         self.metrics.capture_scope()
+        self.sync_schemas(ctx)
+        data_type = ctx.get_current_key()
+        if value.kind == "schema":
+            models = [m for m in [self._current_model(), *self._pending_models()] if m is not None]
+            schema = yield from self.schema_arrived(value, self.registry.get(data_type), models)
+            if schema is not None:
+                self.schema.update(schema.to_message())
+                self._synced[data_type] = schema.to_message()
+                waiting = [bytes(raw) for raw in self.awaiting.get() or []]
+                self.awaiting.clear()
+                for payload in waiting:
+                    yield from self._admit(payload, ctx)
+            return
+        payload = bytes(value.payload)
+        waits = awaiting_event(payload, self.registry)
+        if waits is not None:
+            self.awaiting.add(payload)
+            _log_admission(waits, data_type)
+            yield MODEL_EVENTS, waits.SerializeToString()
+            return
+        yield from self._admit(payload, ctx)
+
+    def _admit(self, payload: bytes, ctx):
         current = self._current_model()
         pending = self._pending_models()
         admission = self.cache.admit(
-            bytes(value.payload),
+            payload,
+            self.registry.get(ctx.get_current_key()),
             known=[m for m in [current, *pending] if m is not None],
             previous_version=current.version if current else "",
         )
@@ -87,10 +129,11 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
             yield DEAD_LETTERS, admission.dead_letter.SerializeToString()
         if admission.accepted:
             self.pending.add(admission.model.to_bytes())
-            self.timers.request(ctx, value.created_at)
+            self.timers.request(ctx, admission.model.descriptor.created_at)
 
     def on_timer(self, timestamp: int, ctx):
         """Apply due models and score due records, in event-time order."""
+        self.sync_schemas(ctx)
         data_type = ctx.get_current_key()
         bounds = self.timers.fired(ctx, timestamp)
         tracker = self.tracker(f"key:{data_type}")
@@ -123,10 +166,15 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
 
     def _current_model(self) -> Model | None:
         raw = self.current.value()
-        return self.cache.restored(bytes(raw)) if raw is not None else None
+        return self.cache.restored(bytes(raw), self._schema_of(raw)) if raw is not None else None
 
     def _pending_models(self) -> list[Model]:
-        return [self.cache.restored(bytes(raw)) for raw in self.pending.get() or []]
+        return [self.cache.restored(bytes(raw), self._schema_of(raw)) for raw in self.pending.get() or []]
+
+    def _schema_of(self, model_bytes: bytes) -> DataTypeSchema:
+        """The schema a model kept in state is bound to: its data type's now (a model of old state: the bundled)."""
+        data_type = parse_descriptor(bytes(model_bytes)).data_type
+        return self.registry.get(data_type) or legacy_schema(data_type)
 
 
 def _created_at(model: Model) -> int:

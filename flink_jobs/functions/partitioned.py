@@ -26,10 +26,12 @@ from pyflink.common import Types
 from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.functions.base import ServingFunctionBase
+from flink_jobs.functions.base import ServingFunctionBase, awaiting_event
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS
 from serving.core.model import Model
 from serving.logs import get_logger
+from serving.records import legacy_schema
+from serving.records.schema import DataTypeSchema
 from serving.settings import ServingOptions
 
 log = get_logger("partitioned")
@@ -40,6 +42,12 @@ RECORD_BUFFER = ListStateDescriptor("record-buffer", BYTES)
 BUFFER_SCORED = ValueStateDescriptor("buffer-scored", Types.LONG())
 MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
 SCORED_TIMES = ValueStateDescriptor("scored-times", BYTES)
+#: Broadcast state: data type -> DataTypeSchema bytes, for schemas published while running.
+SCHEMAS = MapStateDescriptor("schemas", Types.STRING(), BYTES)
+#: Broadcast state: "data_type\x1fcreated_at\x1fname\x1fversion" -> a model message awaiting its schema.
+AWAITING_SCHEMA = MapStateDescriptor("awaiting-schema", Types.STRING(), BYTES)
+#: Every broadcast state the function uses, as the model stream must declare them.
+BROADCAST_STATE = (MODELS, SCHEMAS, AWAITING_SCHEMA)
 
 #: Versions kept per data type: enough for records that arrive late to find their model.
 KEEP_VERSIONS = 3
@@ -66,18 +74,56 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
         """Bind state, build the model cache and register the metrics."""
         self.bind(runtime_context, RECORD_BUFFER, BUFFER_SCORED, MODEL_STATS, SCORED_TIMES)
         self.reports = runtime_context.get_index_of_this_subtask() == 0
+        self._schemas_loaded = False
+
+    def sync_schemas(self, ctx) -> None:
+        """Once after ``open`` (a restore): add the published schemas in broadcast state to the registry."""
+        if not self._schemas_loaded:
+            for raw in ctx.get_broadcast_state(SCHEMAS).values():
+                self.registry.add(DataTypeSchema.from_message(bytes(raw)))
+            self._schemas_loaded = True
 
     def process_element(self, value, ctx):
         """A data record: validate it, then buffer it until the watermark passes it."""
         yield from self.take_record(value, ctx)
 
     def process_broadcast_element(self, value, ctx):
-        """A model: admit it on this instance and keep it in broadcast state."""
+        """A model (admitted on this instance, kept in broadcast state) or a data type's schema."""
         self.metrics.capture_scope()
+        self.sync_schemas(ctx)
+        if value.kind == "schema":
+            yield from self._schema(value, ctx)
+            return
+        payload = bytes(value.payload)
+        waits = awaiting_event(payload, self.registry)
+        if waits is not None:
+            ctx.get_broadcast_state(AWAITING_SCHEMA).put(SEP.join((waits.data_type, str(value.created_at),
+                                                                   waits.name, waits.version)), payload)  # fmt: skip
+            if self.reports:
+                yield MODEL_EVENTS, waits.SerializeToString()
+            return
+        yield from self._admit(payload, ctx, value.data_type)
+
+    def _schema(self, value, ctx):
+        data_type = value.data_type
+        timeline = self._timeline(ctx.get_broadcast_state(MODELS), data_type)
+        current = self.registry.get(data_type)
+        schema = yield from self.schema_arrived(value, current, [m for _, m in timeline], self.reports)
+        if schema is None:
+            return
+        ctx.get_broadcast_state(SCHEMAS).put(schema.data_type, schema.to_message())
+        awaiting = ctx.get_broadcast_state(AWAITING_SCHEMA)
+        for key in sorted(k for k in awaiting.keys() if k.startswith(schema.data_type + SEP)):  # noqa: SIM118
+            payload = bytes(awaiting.get(key))
+            awaiting.remove(key)
+            yield from self._admit(payload, ctx, schema.data_type)
+
+    def _admit(self, payload: bytes, ctx, data_type: str):
         models = ctx.get_broadcast_state(MODELS)
-        timeline = self._timeline(models, value.data_type)
+        timeline = self._timeline(models, data_type)
         admission = self.cache.admit(
-            bytes(value.payload),
+            payload,
+            self.registry.get(data_type),
             known=[m for _, m in timeline],
             previous_version=timeline[-1][1].version if timeline else "",
         )
@@ -101,6 +147,7 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
 
     def on_timer(self, timestamp: int, ctx):
         """Score due records with the model current at each record's time."""
+        self.sync_schemas(ctx)
         bounds = self.timers.fired(ctx, timestamp)
         tracker = self.tracker(f"bucket:{ctx.get_current_key()}")
         if bounds is not None:
@@ -114,7 +161,8 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
 
     def _timeline(self, models, data_type: str) -> list[tuple[int, Model]]:
         entries = sorted((k, v) for k, v in models.items() if k.startswith(data_type + SEP))
-        built = [self.cache.restored(bytes(v)) for _, v in entries]
+        schema = self.registry.get(data_type) or legacy_schema(data_type)
+        built = [self.cache.restored(bytes(v), schema) for _, v in entries]
         return [(m.descriptor.created_at, m) for m in built]
 
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
-from flink_jobs.functions.base import validated
+from flink_jobs.functions.base import startup_registry, validated
 from flink_jobs.functions.metrics import ServingMetrics
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.settings import PASSTHROUGH_MODEL, ServingOptions
@@ -23,12 +23,13 @@ class Passthrough(ProcessFunction):
         self.options = options
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        """Register the metrics (dead letters are counted as in the serving jobs)."""
+        """Register the metrics (dead letters are counted as in the serving jobs) and know the schemas."""
         self.metrics = ServingMetrics(runtime_context.get_metrics_group())
+        self.registry = startup_registry(self.options)
 
     def process_element(self, value, ctx):
         """Emit the result for one routed record (``KEYED_RECORD_ROW``), or its dead letter."""
-        record = yield from validated(value[1], self.metrics, self.options)
+        record = yield from validated(value[1], self.registry, self.metrics, self.options)
         if record is not None:
             result = ServingResult(
                 model_name=PASSTHROUGH_MODEL, data_type=record.data_type, record_id=record.id, record_ts=record.ts

@@ -43,7 +43,7 @@ def run_job(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from flink_jobs.environment import create_environment
-    from flink_jobs.io import CollectionIO, read_json_lines
+    from flink_jobs.io.files import CollectionIO, read_json_lines
     from flink_jobs.jobs import build_job
     from serving.clock import now_ms
     from serving.formats import descriptor_from_path

@@ -4,8 +4,11 @@ The admission rule (:meth:`ModelCache.admit`), applied when a model message arri
 
 1. Decode the descriptor. Bytes that are not one, a message over the size
    cap, or a ``created_at`` out of range are **rejected**.
-2. Build the model. A load failure **rejects** it.
-3. Score a probe record. A failure, or a non-finite score, **rejects** it.
+2. Build the model, bound to the current schema of its data type: its
+   inputs are found by name among the schema's fields. No schema, a load
+   failure, or inputs the schema lacks (or has with another type, named)
+   **reject** it.
+3. Score the schema's probe row. A failure, or a non-finite score, **rejects** it.
 4. A model with the same name, version and artifact as one already known for
    its data type is a **duplicate** (a replayed message) and is ignored.
 5. Otherwise it is **accepted**; it serves records from its ``created_at`` on
@@ -27,35 +30,39 @@ import numpy as np
 from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter
 from serving.core.model import Model, model_key
-from serving.errors import ModelMessageTooLarge, ModelValidationError, ServingError
+from serving.errors import ModelMessageTooLarge, ModelSchemaError, ModelValidationError, ServingError
 from serving.formats import load_model, parse_descriptor, restore
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
-from serving.records import for_data_type
 from serving.records.base import check_timestamp
+from serving.records.features import probe_matrix
+from serving.records.schema import DataTypeSchema
 from serving.settings import ServingOptions
 
 
-def probe_features(data_type: str, n_features: int | None) -> np.ndarray:
-    """One realistic feature row for ``data_type`` (its record type's probe row) to check a model scores at all.
-
-    A model that declares another width than the record type gets a row of
-    zeros of its width: it then fails on real records, not on the probe.
-    """
-    probe = for_data_type(data_type).probe_row
-    if n_features is not None and n_features != len(probe):
-        return np.zeros((1, n_features), dtype=np.float64)
-    return np.asarray([probe], dtype=np.float64)
-
-
-def validate(model: Model) -> None:
-    """Score the probe record; raise :class:`ModelValidationError` if that fails."""
+def validate(model: Model, schema: DataTypeSchema) -> None:
+    """Score the schema's probe row; raise :class:`ModelValidationError` if that fails."""
     try:
-        result = model.score_batch(probe_features(model.data_type, model.n_features))
+        result = model.score_batch(probe_matrix(schema))
     except ServingError as exc:
         raise ModelValidationError(f"model {model.name}:{model.version} failed its probe record: {exc}") from exc
     if not np.all(np.isfinite(result.scores)):
         raise ModelValidationError(f"model {model.name}:{model.version} gave a non-finite score for its probe record")
+
+
+class NoSchema(ModelSchemaError):
+    """A model (or a record) of a data type no schema declares."""
+
+    reason = "no schema"
+
+
+def schema_problems(model: Model, schema: DataTypeSchema) -> list[str]:
+    """Why ``model`` could not read records of ``schema`` (empty when it can): its inputs missing or retyped."""
+    try:
+        model.rebound(schema.columns)
+    except ModelSchemaError as exc:
+        return [str(exc)]
+    return []
 
 
 @dataclass
@@ -86,11 +93,19 @@ class ModelCache:
     def __len__(self) -> int:
         return len(self._models)
 
-    def admit(self, payload: bytes, known: Iterable[Model] = (), previous_version: str = "") -> Admission:
+    def admit(
+        self,
+        payload: bytes,
+        schema: DataTypeSchema | None,
+        known: Iterable[Model] = (),
+        previous_version: str = "",
+    ) -> Admission:
         """Apply the admission rule to model message bytes; see the module docstring.
 
-        ``known`` are the models already serving or pending for the data type;
-        ``previous_version`` is what the events report as serving now.
+        ``schema`` is the current schema of the model's data type (None: it
+        has none, and the model is rejected); ``known`` are the models already
+        serving or pending for the data type; ``previous_version`` is what the
+        events report as serving now.
         """
         event = ModelEvent(ts=now_ms(), previous_version=previous_version)
         options = self._options
@@ -103,11 +118,16 @@ class ModelCache:
             event.name, event.version = descriptor.name, descriptor.version
             event.data_type, event.model_type = descriptor.data_type, descriptor.model_type
             check_timestamp(descriptor.created_at, options.max_future_skew_ms, f"model {descriptor.name!r} created_at")
-            model = load_model(descriptor, self._model_roots)
+            if schema is None:
+                raise NoSchema(
+                    f"data type {descriptor.data_type!r} has no schema: publish it first (modelserving publish schema)"
+                )
+            model = load_model(descriptor, self._model_roots, schema.columns)
+            model.schema_version = schema.version
         except ServingError as exc:
             return self._rejected(event, exc, payload)
         try:
-            validate(model)
+            validate(model, schema)
         except ServingError as exc:
             model.close()
             return self._rejected(event, exc, payload)
@@ -116,26 +136,28 @@ class ModelCache:
                 model.close()
                 event.kind, event.reason = ModelEvent.DUPLICATE, "same name, version and artifact as a known model"
                 return Admission(event, model=other)
-        old = self._models.pop(model_key(model), None)
+        old = self._models.pop(_cache_key(model), None)
         if old is not None:
             old.close()
-        self._models[model_key(model)] = model
+        self._models[_cache_key(model)] = model
         event.kind = ModelEvent.ACCEPTED
         return Admission(event, model=model)
 
-    def restored(self, state_bytes: bytes) -> Model:
-        """The model kept in state as ``Model.to_bytes()``; built once, without a probe."""
+    def restored(self, state_bytes: bytes, schema: DataTypeSchema) -> Model:
+        """The model kept in state as ``Model.to_bytes()``, bound to ``schema``; built once per schema version."""
         descriptor = parse_descriptor(state_bytes)
-        cached = self._models.get(model_key(descriptor))
+        key = (model_key(descriptor), schema.version)
+        cached = self._models.get(key)
         if cached is not None:
             return cached
-        model = restore(state_bytes, self._model_roots)
-        self._models[model_key(model)] = model
+        model = restore(state_bytes, self._model_roots, schema.columns)
+        model.schema_version = schema.version
+        self._models[key] = model
         return model
 
     def retain(self, keep: Iterable[Model]) -> None:
         """Close and forget every cached model not in ``keep``."""
-        wanted = {model_key(m) for m in keep}
+        wanted = {_cache_key(m) for m in keep}
         for key in [k for k in self._models if k not in wanted]:
             self._models.pop(key).close()
 
@@ -155,3 +177,7 @@ class ModelCache:
             max_payload_bytes=self._options.dead_letter_max_payload_bytes,
         )
         return Admission(event, dead_letter=letter)
+
+
+def _cache_key(model: Model) -> tuple[tuple[str, str, str], str]:
+    return (model_key(model), model.schema_version)

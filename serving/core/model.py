@@ -17,16 +17,21 @@ model gives no probability for (pypmml reports NaN) counts as probability 0.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from serving.errors import InputRangeError, InputShapeError, ScoringError, ServingError
+from serving.errors import InputRangeError, InputShapeError, ModelSchemaError, ScoringError, ServingError
 from serving.pb import model_descriptor_pb2 as md_pb
+
+if TYPE_CHECKING:
+    from serving.records.schema import Column
 
 ModelDescriptor = md_pb.ModelDescriptor
 ModelType = md_pb.ModelType
@@ -99,7 +104,15 @@ class Model(ABC):
     """A loaded model that scores 2-D float feature arrays.
 
     Contract:
-      * ``score_batch`` takes float [N, F] and returns exactly N scores, in order.
+      * A model is built for its data type's feature columns (``columns``, from
+        the data type's schema) and reads its inputs from them *by name*
+        (:meth:`bind`): a name the data type lacks, or a column of another
+        kind, is a :class:`ModelSchemaError` naming the fields, raised when the
+        model is built. A model that names no inputs reads every column, in
+        order, when all are numeric and their number fits.
+      * ``score_batch`` takes the feature matrix [N, len(columns)] (float64, or
+        an object array when some feature is not numeric) and returns exactly
+        N scores, in order.
       * Wrong width raises :class:`InputShapeError`; a value that does not fit
         ``input_dtype`` (1e308 into a float32 network) raises
         :class:`InputRangeError` rather than becoming infinity; any framework
@@ -109,8 +122,9 @@ class Model(ABC):
         Flink state never needs a pickled Python object.
       * ``close`` releases framework resources; the model is unusable after it.
 
-    Subclasses implement ``_predict`` and set ``n_features`` when the artifact
-    declares its input width, ``input_dtype`` when it takes narrower floats.
+    Subclasses implement ``_predict`` (which gets the model's own inputs, in
+    its input order), call :meth:`bind` from ``__init__`` with what the
+    artifact declares, and set ``input_dtype`` when it takes narrower floats.
     A subclass is a model *format*: registered in the ``modelserving.formats``
     entry-point group under ``format_name`` (see :mod:`serving.formats.registry`),
     and it imports its framework on first use, not at module import, so the
@@ -124,14 +138,89 @@ class Model(ABC):
     #: A file whose presence (at any depth) marks a directory as a model of this format.
     directory_marker: ClassVar[str | None] = None
 
-    #: Expected input width, or None when the artifact does not say.
-    n_features: int | None = None
     #: The float type the framework takes its input in.
     input_dtype: np.dtype = np.dtype(np.float64)
 
-    def __init__(self, descriptor: ModelDescriptor, artifact: bytes) -> None:
+    def __init__(self, descriptor: ModelDescriptor, artifact: bytes, columns: Sequence[Column] | None = None) -> None:
         self.descriptor = descriptor
         self.artifact = artifact
+        #: The data type's feature columns: what ``score_batch`` is given.
+        self.columns: tuple[Column, ...] = tuple(columns) if columns is not None else _default_columns(descriptor)
+        #: The width ``score_batch`` takes: one column per feature of the data type.
+        self.n_features: int = len(self.columns)
+        #: The model's inputs, by name, in its order; and their kinds.
+        self.input_names: list[str] = [c.name for c in self.columns]
+        self.input_kinds: list[str] = ["number"] * len(self.columns)
+        #: Whether some input is a string or boolean value, handed over as it is.
+        self.categorical = False
+        #: The version of the data type's schema the model was bound to ("" before any).
+        self.schema_version = ""
+        self._inputs: list[int] | None = None
+        self._bound_by: tuple[Sequence[str] | None, int | None, list[str] | None] = (None, None, None)
+
+    def bind(
+        self, names: Sequence[str] | None, *, width: int | None = None, kinds: Sequence[str] | None = None
+    ) -> None:
+        """Choose the columns this model reads: ``names`` (matched ignoring case, spaces, ``_`` and ``-``).
+
+        ``names`` None: every column, in order (all must be numeric). ``width``:
+        how many inputs the artifact takes, when it says. ``kinds`` per input:
+        ``number`` (the default; numeric and boolean columns), ``string`` or
+        ``boolean`` (handed over as values, not floats).
+
+        Raises:
+            ModelSchemaError: names the data type lacks, inputs of a kind its
+                columns do not have, or a width that does not fit; all named.
+        """
+        self._bound_by = (None if names is None else list(names), width, None if kinds is None else list(kinds))
+        columns, where = self.columns, f"model {self.name!r} (data type {self.data_type!r})"
+        if names is None:
+            chosen = list(range(len(columns)))
+            if width is not None and width != len(columns):
+                raise ModelSchemaError(
+                    f"{where} takes {width} inputs and names none; the data type has {len(columns)} features: "
+                    "name the inputs with metadata feature_names"
+                )
+        else:
+            by_key = {normalise_field(c.name): i for i, c in enumerate(columns)}
+            missing = [n for n in names if normalise_field(n) not in by_key]
+            if missing:
+                raise ModelSchemaError(f"{where} reads fields the data type lacks: {', '.join(missing)}")
+            chosen = [by_key[normalise_field(n)] for n in names]
+            if width is not None and width != len(chosen):
+                raise ModelSchemaError(f"{where} takes {width} inputs but names {len(chosen)}")
+        kinds = list(kinds) if kinds is not None else ["number"] * len(chosen)
+        clashes = [
+            f"{columns[i].name} is {columns[i].kind}, read as {kind}"
+            for i, kind in zip(chosen, kinds)
+            if columns[i].kind not in _READS[kind]
+        ]
+        if clashes:
+            raise ModelSchemaError(f"{where} reads fields of another type: {'; '.join(clashes)}")
+        self._inputs = None if chosen == list(range(len(columns))) else chosen
+        self.input_names = [columns[i].name for i in chosen] if names is None else list(names)
+        self.input_kinds = kinds
+        self.categorical = any(kind != "number" for kind in kinds)
+
+    def rebound(self, columns: Sequence[Column]) -> None:
+        """Check that this model would read records with ``columns`` as it reads its own (binding again, on a copy).
+
+        Raises:
+            ModelSchemaError: what the new columns lack or retype, named.
+        """
+        import copy
+
+        other = copy.copy(self)
+        other.columns, other.n_features = tuple(columns), len(columns)
+        names, width, kinds = self._bound_by
+        other.bind(names, width=width, kinds=kinds)
+
+    def model_inputs(self, features: np.ndarray) -> np.ndarray:
+        """The model's own inputs from the feature matrix: its columns, as float64 unless it is categorical."""
+        inputs = features if self._inputs is None else features[:, self._inputs]
+        if not self.categorical and inputs.dtype != np.float64:
+            inputs = inputs.astype(np.float64)
+        return inputs
 
     @cached_property
     def artifact_sha256(self) -> str:
@@ -165,27 +254,27 @@ class Model(ABC):
         """The data type this model scores, e.g. ``wine``."""
         return self.descriptor.data_type
 
-    def fits(self, features: np.ndarray) -> np.ndarray:
-        """Per value of ``features``: whether it is representable in ``input_dtype`` (finite stays finite)."""
-        features = np.asarray(features, dtype=np.float64)
-        if self.input_dtype.kind != "f" or self.input_dtype.itemsize >= 8:
-            return np.ones(features.shape, dtype=bool)
-        return ~(np.abs(features) > np.finfo(self.input_dtype).max)
+    def fits(self, inputs: np.ndarray) -> np.ndarray:
+        """Per value of the model's ``inputs``: whether it is representable in ``input_dtype`` (finite stays finite)."""
+        if self.categorical or self.input_dtype.kind != "f" or self.input_dtype.itemsize >= 8:
+            return np.ones(np.shape(inputs), dtype=bool)
+        return ~(np.abs(np.asarray(inputs, dtype=np.float64)) > np.finfo(self.input_dtype).max)
 
     def unfit_rows(self, features: np.ndarray) -> np.ndarray:
-        """Per row of float [N, F] ``features``: whether some value does not fit ``input_dtype``."""
-        return ~self.fits(features).all(axis=1)
+        """Per row of the feature matrix: whether some input of this model does not fit ``input_dtype``."""
+        return ~self.fits(self.model_inputs(_matrix(features))).all(axis=1)
 
     def score_batch(self, features: np.ndarray) -> BatchScores:
-        """Score every row of ``features`` (float [N, F]); see the class contract."""
-        features = np.asarray(features, dtype=np.float64)
+        """Score every row of the feature matrix [N, len(columns)]; see the class contract."""
+        features = _matrix(features)
         if features.ndim != 2:
             raise InputShapeError(f"features must be 2-D [rows, features], got shape {features.shape}")
-        if self.n_features is not None and features.shape[1] != self.n_features:
+        if features.shape[1] != self.n_features:
             raise InputShapeError(
                 f"model {self.name}:{self.version} takes {self.n_features} features, got {features.shape[1]}"
             )
-        unfit = self.unfit_rows(features)
+        inputs = self.model_inputs(features)
+        unfit = ~self.fits(inputs).all(axis=1)
         if unfit.any():
             row = int(np.flatnonzero(unfit)[0])
             raise InputRangeError(
@@ -196,7 +285,7 @@ class Model(ABC):
             return BatchScores(np.empty(0), None, (), 0)
         started = time.perf_counter_ns()
         try:
-            raw = self._predict(features)
+            raw = self._predict(inputs)
         except ServingError:
             raise
         except Exception as exc:  # the framework's own errors, whatever they are
@@ -231,8 +320,11 @@ class Model(ABC):
         """Release framework resources. Safe to call twice."""
 
     @abstractmethod
-    def _predict(self, features: np.ndarray) -> RawPrediction:
-        """Score float64 [N, F] rows with the framework; may raise anything."""
+    def _predict(self, inputs: np.ndarray) -> RawPrediction:
+        """Score the model's inputs (float64 [N, inputs], object when categorical) with the framework.
+
+        May raise anything: :meth:`score_batch` wraps it.
+        """
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}:{self.version} ({self.type_name}, {self.data_type})>"
@@ -241,3 +333,32 @@ class Model(ABC):
 def model_key(model: Model | ModelDescriptor) -> tuple[str, str, str]:
     """Identity of a model version: (data type, name, version)."""
     return (model.data_type, model.name, model.version)
+
+
+def normalise_field(name: str) -> str:
+    """A field-name key ignoring case, spaces, ``_`` and ``-`` (``free sulfur dioxide`` = ``free_sulfur_dioxide``)."""
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+#: Which column kinds an input of each kind may read.
+_READS = {"number": ("number", "integer", "boolean"), "string": ("string",), "boolean": ("boolean",)}
+
+
+def _matrix(features) -> np.ndarray:
+    features = np.asarray(features)
+    return features if features.dtype == object else features.astype(np.float64, copy=False)
+
+
+def _default_columns(descriptor: ModelDescriptor) -> tuple[Column, ...]:
+    """The record columns when the caller gives none: the data type's bundled (or legacy) schema.
+
+    Before schemas, metadata ``feature_names`` named a record's columns; a
+    descriptor that still does gets numeric columns of those names.
+    """
+    from serving.records import builtin_registry, schema_for
+    from serving.records.schema import Column
+
+    named = descriptor.metadata.get("feature_names")
+    if named:
+        return tuple(Column(name.strip(), "number", name.strip()) for name in named.split(","))
+    return schema_for(builtin_registry(), descriptor.data_type).columns

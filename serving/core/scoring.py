@@ -1,7 +1,8 @@
 """Scoring buffered records and keeping stats: the work both Flink jobs share. Flink-free.
 
 A Flink function keeps records and models in state, and when the watermark
-(or the idle-flush timer) says records are due it calls :func:`score_due`
+(or the idle-flush timer) says records are due it decodes them with their
+data type's schema (:func:`decode_entries`) and calls :func:`score_due`
 with them and the model timeline of each data type. What comes back are
 plain protobuf messages for the main output and the side outputs.
 """
@@ -14,16 +15,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from serving.codecs.outputs import dead_letter, results_for
+from serving.core.entries import Entry
 from serving.core.model import Model
 from serving.core.timeline import assign
 from serving.errors import InputError, InputRangeError, ServingError
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.serving_result_pb2 import ServingResult
-from serving.records import for_data_type
 from serving.records.base import Record, check_timestamp
+from serving.records.features import feature_matrix
+from serving.records.schema import DataTypeSchema, SchemaRegistry
+from serving.records.wire import NOWHERE, Coordinates, UnknownDataType, decode
 from serving.settings import ServingOptions
 
 NO_MODEL = "no model"
+UNKNOWN = UnknownDataType.reason
 
 
 @dataclass
@@ -38,35 +43,77 @@ class Scored:
     held: list[Record] = field(default_factory=list)
 
 
-#: First byte of a buffer entry: 0 is never the first byte of a protobuf record (field number 0 is invalid).
-_ENTRY_MARK = b"\x00"
+def decode_data(
+    payload: bytes,
+    options: ServingOptions,
+    data_type: str,
+    registry: SchemaRegistry,
+    where: Coordinates = NOWHERE,
+) -> Record | DeadLetter | None:
+    """A valid record, a dead letter, or None when ``data_type`` has no schema yet.
 
-
-def buffer_entry(ts: int, payload: bytes) -> bytes:
-    """A record as a buffer keeps it: a mark, its ``ts`` (8 bytes) and its bytes.
-
-    The timestamp up front lets a flush find the due records without
-    decoding the ones that must wait.
+    The dead letter keeps the reason and the original bytes (their prefix,
+    when large). None: the caller keeps the bytes and tries again when due.
+    Valid means: within ``options.max_record_bytes``, decodable in its wire
+    format and true to its schema (:func:`serving.records.wire.decode`), with
+    a ``ts`` in range (:func:`serving.records.base.check_timestamp`).
+    ``data_type`` is what the JVM routing read ("" when it could not).
     """
-    return _ENTRY_MARK + ts.to_bytes(8, "big", signed=True) + bytes(payload)
+    if registry.get(data_type) is None and data_type:
+        return None
+    try:
+        record = decode(payload, data_type, registry, where, max_bytes=options.max_record_bytes)
+        check_timestamp(record.ts, options.max_future_skew_ms, f"record {record.id!r} ts")
+    except InputError as exc:
+        return dead_letter(
+            "data",
+            exc.reason,
+            str(exc),
+            payload,
+            data_type=data_type,
+            max_payload_bytes=options.dead_letter_max_payload_bytes,
+        )
+    return record
 
 
-def entry_ts(entry: bytes) -> int:
-    """The ``ts`` of a buffer entry (older buffers kept bare record bytes: parsed)."""
-    if entry[:1] == _ENTRY_MARK:
-        return int.from_bytes(entry[1:9], "big", signed=True)
-    return for_data_type("").parse(bytes(entry)).ts
+def decode_entries(
+    entries: Iterable[Entry], registry: SchemaRegistry, options: ServingOptions, records_up_to: int
+) -> tuple[list[Record], list[DeadLetter], list[Entry]]:
+    """Due entries as records, dead letters, and entries that still wait for their data type's schema.
 
-
-def decode_buffer(entries: Iterable[bytes]) -> list[Record]:
-    """Records kept in state; they were validated on the way in, so they are only parsed again."""
-    record_type = for_data_type("")  # one wire format for every data type, today
-    return [record_type.parse(bytes(e[9:]) if e[:1] == _ENTRY_MARK else bytes(e)) for e in entries]
+    An entry whose data type has no schema waits up to ``options.max_hold_ms``
+    past its time; then it is dead-lettered as ``unknown data type``.
+    """
+    records: list[Record] = []
+    letters: list[DeadLetter] = []
+    waiting: list[Entry] = []
+    for entry in entries:
+        decoded = decode_data(entry.payload, options, entry.data_type, registry, entry.where)
+        if decoded is None:
+            if options.max_hold_ms and entry.ts <= records_up_to - options.max_hold_ms:
+                letters.append(
+                    dead_letter(
+                        "data",
+                        UNKNOWN,
+                        f"no schema for data type {entry.data_type!r} within {options.max_hold_ms} ms",
+                        entry.payload,
+                        data_type=entry.data_type,
+                        max_payload_bytes=options.dead_letter_max_payload_bytes,
+                    )
+                )
+            else:
+                waiting.append(entry)
+        elif isinstance(decoded, DeadLetter):
+            letters.append(decoded)
+        else:
+            records.append(decoded)
+    return records, letters, waiting
 
 
 def score_due(
     records: Sequence[Record],
     timelines: Mapping[str, Sequence[tuple[int, Model]]],
+    schemas: Mapping[str, DataTypeSchema],
     *,
     hold: bool,
     max_held: int,
@@ -77,6 +124,9 @@ def score_due(
     max_payload_bytes: int = ServingOptions().dead_letter_max_payload_bytes,
 ) -> Scored:
     """Score ``records`` by the event-time rule of :mod:`serving.core.timeline`.
+
+    ``schemas`` holds the schema of every data type among ``records`` (their
+    feature matrix is built with it).
 
     Records whose data type has no model yet are held (``hold``, up to
     ``max_held``; the oldest overflow is dead-lettered) or dead-lettered as
@@ -98,7 +148,7 @@ def score_due(
         for model, run in assignment.runs:
             step = batch_size or len(run)
             for start in range(0, len(run), step):
-                _score_batch(model, run[start : start + step], out, max_payload_bytes)
+                _score_batch(model, run[start : start + step], schemas[data_type], out, max_payload_bytes)
         unserved = assignment.unserved
         reason = f"{NO_MODEL} for data type {data_type!r}"
         if hold and not timeline and not end_of_input:
@@ -128,15 +178,17 @@ def _no_model(records: Sequence[Record], reason: str, out: Scored, max_payload_b
     )
 
 
-def _score_batch(model: Model, batch: list[Record], out: Scored, max_payload_bytes: int) -> None:
-    record_type = for_data_type(model.data_type)
-    features = record_type.features(batch)
+def _score_batch(
+    model: Model, batch: list[Record], schema: DataTypeSchema, out: Scored, max_payload_bytes: int
+) -> None:
+    features = feature_matrix(batch, schema)
     unfit = model.unfit_rows(features)
     if unfit.any():
         for i in np.flatnonzero(unfit):
-            column = int(np.flatnonzero(~model.fits(features[i]))[0])
+            inputs = model.model_inputs(features[i : i + 1])
+            column = int(np.flatnonzero(~model.fits(inputs)[0])[0])
             problem = InputRangeError(
-                f"{record_type.field_names[column]} = {features[i, column]:g} does not fit the {model.input_dtype} "
+                f"{model.input_names[column]} = {inputs[0, column]:g} does not fit the {model.input_dtype} "
                 f"input of model {model.name}:{model.version}"
             )
             out.dead_letters.append(_scoring_dead_letter(batch[i], problem, max_payload_bytes))
@@ -163,23 +215,3 @@ def _scoring_dead_letter(record: Record, exc: ServingError, max_payload_bytes: i
         record_id=record.id,
         max_payload_bytes=max_payload_bytes,
     )
-
-
-def decode_data(payload: bytes, options: ServingOptions | None = None, data_type: str = "") -> Record | DeadLetter:
-    """A valid record, or a dead letter with the reason and the original bytes (their prefix, when large).
-
-    Valid means: within ``options.max_record_bytes``, a complete record (see
-    :meth:`serving.records.base.RecordType.decode`), and a ``ts`` in range
-    (:func:`serving.records.base.check_timestamp`). ``data_type`` is what the
-    JVM routing read from the bytes ("" when it could not), which picks the
-    record type that decodes them.
-    """
-    options = options or ServingOptions()
-    try:
-        record = for_data_type(data_type).decode(payload, max_bytes=options.max_record_bytes)
-        check_timestamp(record.ts, options.max_future_skew_ms, f"record {record.id!r} ts")
-    except InputError as exc:
-        return dead_letter(
-            "data", exc.reason, str(exc), payload, max_payload_bytes=options.dead_letter_max_payload_bytes
-        )
-    return record

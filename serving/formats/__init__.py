@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 
@@ -19,12 +20,18 @@ from serving.errors import CorruptModelError, ModelLocationError, ServingError
 from serving.formats.artifacts import archive_directory, resolve_artifact
 from serving.formats.registry import format_class, format_name, format_of, set_format
 
+if TYPE_CHECKING:
+    from serving.records.schema import Column
 
-def load_model(descriptor: ModelDescriptor, model_roots: Sequence[Path] | None = None) -> Model:
-    """Build a ready-to-score model from a descriptor.
+
+def load_model(
+    descriptor: ModelDescriptor, model_roots: Sequence[Path] | None = None, columns: Sequence[Column] | None = None
+) -> Model:
+    """Build a ready-to-score model from a descriptor, bound to its data type's feature ``columns``.
 
     Inline ``data`` is used as is (and checked against ``sha256`` when set); a
-    ``location`` must resolve under one of ``model_roots``.
+    ``location`` must resolve under one of ``model_roots``. ``columns`` None:
+    the data type's bundled (or legacy) schema.
 
     Raises:
         ModelLoadError: or a subclass, with the reason; never a framework error.
@@ -33,7 +40,7 @@ def load_model(descriptor: ModelDescriptor, model_roots: Sequence[Path] | None =
     cls = format_class(name)
     artifact = resolve_artifact(descriptor, model_roots)
     try:
-        return cls(descriptor, artifact)
+        return cls(descriptor, artifact) if columns is None else cls(descriptor, artifact, columns)
     except ServingError:
         raise
     except Exception as exc:  # frameworks raise anything on bad bytes
@@ -42,9 +49,11 @@ def load_model(descriptor: ModelDescriptor, model_roots: Sequence[Path] | None =
         ) from exc
 
 
-def restore(state_bytes: bytes, model_roots: Sequence[Path] | None = None) -> Model:
+def restore(
+    state_bytes: bytes, model_roots: Sequence[Path] | None = None, columns: Sequence[Column] | None = None
+) -> Model:
     """Rebuild a model from ``Model.to_bytes()`` output (the form kept in Flink state)."""
-    return load_model(parse_descriptor(state_bytes), model_roots)
+    return load_model(parse_descriptor(state_bytes), model_roots, columns)
 
 
 def parse_descriptor(data: bytes) -> ModelDescriptor:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from serving.core.model import ModelDescriptor, RawPrediction, classify
-from serving.records import for_data_type
 
 
 def metadata_list(descriptor: ModelDescriptor, key: str) -> tuple[str, ...] | None:
@@ -14,15 +13,6 @@ def metadata_list(descriptor: ModelDescriptor, key: str) -> tuple[str, ...] | No
     if not raw:
         return None
     return tuple(part.strip() for part in raw.split(","))
-
-
-def feature_names(descriptor: ModelDescriptor) -> tuple[str, ...]:
-    """Names of the record's features, in column order.
-
-    Metadata ``feature_names`` when present, else the feature names of the
-    descriptor's data type (:func:`serving.records.for_data_type`).
-    """
-    return metadata_list(descriptor, "feature_names") or for_data_type(descriptor.data_type).feature_names
 
 
 def dense_output(descriptor: ModelDescriptor, output: np.ndarray) -> RawPrediction:

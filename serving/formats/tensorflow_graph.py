@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from serving.core.model import Model, ModelDescriptor, RawPrediction
 from serving.errors import CorruptModelError
-from serving.formats.common import dense_output
+from serving.formats.common import dense_output, metadata_list
+
+if TYPE_CHECKING:
+    from serving.records.schema import Column
 
 
 class TensorFlowGraphModel(Model):
@@ -19,8 +25,8 @@ class TensorFlowGraphModel(Model):
     format_name = "tensorflow"
     suffixes = (".pb",)
 
-    def __init__(self, descriptor: ModelDescriptor, artifact: bytes) -> None:
-        super().__init__(descriptor, artifact)
+    def __init__(self, descriptor: ModelDescriptor, artifact: bytes, columns: Sequence[Column] | None = None) -> None:
+        super().__init__(descriptor, artifact, columns)
         import tensorflow as tf  # on first use: listing the formats must not load TensorFlow
 
         self._constant = tf.constant
@@ -42,11 +48,12 @@ class TensorFlowGraphModel(Model):
         self._fn = wrapped.prune(input_tensor, output_tensor)
         self.input_dtype = np.dtype(input_tensor.dtype.as_numpy_dtype)
         width = input_tensor.shape[-1] if input_tensor.shape.rank else None
-        self.n_features = int(width) if width is not None else _matmul_width(graph_def, input_name)
+        width = int(width) if width is not None else _matmul_width(graph_def, input_name)
+        self.bind(metadata_list(descriptor, "feature_names"), width=width)
         self.input_name, self.output_name = input_name, output_name
 
-    def _predict(self, features: np.ndarray) -> RawPrediction:
-        output = self._fn(self._constant(features.astype(self.input_dtype))).numpy()
+    def _predict(self, inputs: np.ndarray) -> RawPrediction:
+        output = self._fn(self._constant(inputs.astype(self.input_dtype))).numpy()
         return dense_output(self.descriptor, output)
 
     def close(self) -> None:

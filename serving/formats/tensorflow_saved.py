@@ -7,13 +7,18 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from serving.core.model import Model, ModelDescriptor, RawPrediction
 from serving.errors import CorruptModelError, ModelSchemaError
-from serving.formats.common import dense_output
+from serving.formats.common import dense_output, metadata_list
+
+if TYPE_CHECKING:
+    from serving.records.schema import Column
 
 
 class TensorFlowSavedModel(Model):
@@ -28,8 +33,8 @@ class TensorFlowSavedModel(Model):
     #: A directory holding this file (at any depth) is a SavedModel.
     directory_marker = "saved_model.pb"
 
-    def __init__(self, descriptor: ModelDescriptor, artifact: bytes) -> None:
-        super().__init__(descriptor, artifact)
+    def __init__(self, descriptor: ModelDescriptor, artifact: bytes, columns: Sequence[Column] | None = None) -> None:
+        super().__init__(descriptor, artifact, columns)
         import tensorflow as tf  # on first use: listing the formats must not load TensorFlow
 
         self._constant = tf.constant
@@ -60,13 +65,13 @@ class TensorFlowSavedModel(Model):
             self.signature = key
             self.input_dtype = np.dtype(spec.dtype.as_numpy_dtype)
             width = spec.shape[-1] if spec.shape.rank else None
-            self.n_features = int(width) if width is not None else None
+            self.bind(metadata_list(descriptor, "feature_names"), width=int(width) if width is not None else None)
         except BaseException:
             shutil.rmtree(self._workdir, ignore_errors=True)
             raise
 
-    def _predict(self, features: np.ndarray) -> RawPrediction:
-        result = self._fn(**{self.input_name: self._constant(features.astype(self.input_dtype))})
+    def _predict(self, inputs: np.ndarray) -> RawPrediction:
+        result = self._fn(**{self.input_name: self._constant(inputs.astype(self.input_dtype))})
         return dense_output(self.descriptor, result[self.output_name].numpy())
 
     def close(self) -> None:

@@ -15,7 +15,10 @@ log = get_logger("kafka")
 
 
 #: Topic configuration by role, for topics :func:`ensure_topics` creates.
-TOPIC_CONFIG: dict[str, dict[str, str]] = {"stats": {"cleanup.policy": "compact"}}
+TOPIC_CONFIG: dict[str, dict[str, str]] = {
+    "stats": {"cleanup.policy": "compact"},
+    "data_types": {"cleanup.policy": "compact"},
+}
 
 
 class KafkaUnreachable(ServingError):

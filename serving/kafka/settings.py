@@ -28,6 +28,8 @@ class Topics(BaseModel, frozen=True):
 
     data: str = "wine-data"
     models: str = "models"
+    #: Data types' schemas, compacted, keyed by data type (``publish schema``).
+    data_types: str = "data-types"
     results: str = "serving-results"
     stats: str = "model-stats"
     dead_letters: str = "dead-letters"
@@ -68,6 +70,11 @@ class KafkaSettings(BaseSettings):
     transactional_id_prefix: str = "modelserving"
     #: Below the broker's transaction.max.timeout.ms (15 min); above checkpoint + restart time.
     transaction_timeout_ms: int = Field(300_000, ge=1_000)
+    #: Topics named this + a data type (``data.iris``) carry that data type, in any wire format;
+    #: the jobs read them all beside ``topics.data``, new ones too, without a restart.
+    data_topic_prefix: str = "data."
+    #: A Confluent Schema Registry that Avro records' schema ids may name (besides the data-types topic).
+    schema_registry_url: str | None = None
     #: Inline models above this many bytes are published by reference instead.
     inline_model_max_bytes: int = Field(900_000, ge=1)
     #: The largest message the job writes and the topics it creates accept: the sinks'
@@ -144,12 +151,14 @@ class KafkaSettings(BaseSettings):
             "MODELSERVING_KAFKA_TRANSACTIONAL_ID_PREFIX": self.transactional_id_prefix,
             "MODELSERVING_KAFKA_TRANSACTION_TIMEOUT_MS": str(self.transaction_timeout_ms),
             "MODELSERVING_KAFKA_MAX_MESSAGE_BYTES": str(self.max_message_bytes),
+            "MODELSERVING_KAFKA_DATA_TOPIC_PREFIX": self.data_topic_prefix,
             "MODELSERVING_KAFKA_TOPICS": self.topics.model_dump_json(),
         }
         optional = {
             "MODELSERVING_KAFKA_SASL_MECHANISM": self.sasl_mechanism,
             "MODELSERVING_KAFKA_SASL_USERNAME": self.sasl_username,
             "MODELSERVING_KAFKA_SSL_TRUSTSTORE_LOCATION": self.ssl_truststore_location,
+            "MODELSERVING_KAFKA_SCHEMA_REGISTRY_URL": self.schema_registry_url,
         }
         env.update({k: str(v) for k, v in optional.items() if v})
         return env

@@ -21,7 +21,13 @@ MODEL_AT = 500
 def test_early_records(tmp_path, wine_data, job, mode, parallelism):
     data = records(wine_data.features[:1000]) + records(wine_data.features[:20], data_type="orphan", prefix="o")
     outputs = run_bounded(
-        tmp_path, job, parallelism, data, [model("linear", "first", T0 + MODEL_AT)], early_records=mode
+        tmp_path,
+        job,
+        parallelism,
+        data,
+        [model("linear", "first", T0 + MODEL_AT)],
+        wine_shaped=("orphan",),
+        early_records=mode,
     )
     scored = {r["record_id"]: r["model_version"] for r in outputs.results}
     no_model = sorted(d["record_id"] for d in outputs.dead_letters if d["reason"] == "no model")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from pyflink.common import Types
+from pyflink.common import Row, Types
 
 from flink_jobs.environment import create_environment
 from flink_jobs.ingest import bucket_of, routed_records
-from flink_jobs.io import bytes_collection
+from flink_jobs.tags import KAFKA_RECORD
 from serving.pb.wine_record_pb2 import WineRecord
 from serving.records.wine import encode_record
 from serving.settings import JobSettings
@@ -23,9 +23,19 @@ class _Fields:
         return f"{row[0]}|{record.data_type}|{record.id}|{record.ts}|{len(record.payload)}"
 
 
-def route(payloads: list[bytes], buckets: int, max_future_skew_ms: int = 0) -> list[list[str]]:
+def route(
+    payloads: list[bytes],
+    buckets: int,
+    max_future_skew_ms: int = 0,
+    *,
+    topic: str = "",
+    kafka_ts: int = LONG_MIN,
+    prefix: str = "",
+) -> list[list[str]]:
     env = create_environment(JobSettings(parallelism=1))
-    routed = routed_records(bytes_collection(env, payloads, "data"), 0, buckets, max_future_skew_ms)
+    rows = [Row(topic, 0, offset, kafka_ts, p) for offset, p in enumerate(payloads)]
+    source = env.from_collection(rows, type_info=KAFKA_RECORD)
+    routed = routed_records(source, 0, buckets, max_future_skew_ms, prefix)
     with routed.map(_Fields(), output_type=Types.STRING()).execute_and_collect() as rows:
         return [row.split("|") for row in rows]
 
@@ -66,9 +76,9 @@ def test_a_ts_out_of_range_keeps_its_key_but_never_reaches_a_watermark(wine_data
         "long-max": 2**63 - 1,
     }
     payloads = [encode_record(name, wine_data.features[0], ts=ts) for name, ts in cases.items()]
-    got = {row[2]: (row[0], row[3]) for row in route(payloads, 0, max_future_skew_ms=hour)}
+    got = {row[2]: (row[0], row[3]) for row in route(payloads, 0, max_future_skew_ms=hour, kafka_ts=now - 1)}
     assert got == {
-        "zero": ("wine", "0"),
+        "zero": ("wine", str(now - 1)),  # proto3 writes no ts of 0: the Kafka timestamp is the event time
         "now": ("wine", str(now)),
         "in-skew": ("wine", str(now + hour - 60_000)),
         "past-skew": ("wine", str(LONG_MIN)),
@@ -82,3 +92,17 @@ def test_bytes_that_are_no_record_pass_with_an_empty_key_and_no_event_time(wine_
     payloads = [b"\xff\xfe not protobuf", truncated, b"\x00\x01"]
     got = route(payloads, 0)
     assert sorted(got) == sorted([["", "", "", str(LONG_MIN), str(len(p))] for p in payloads])
+
+
+def test_a_data_topic_names_the_data_type_and_json_or_avro_keep_the_kafka_coordinates_and_time():
+    """Records in any wire format on ``data.<type>``: no protobuf is assumed, Kafka metadata routes them."""
+    json_record = b'{"sepal_length": 5.1, "txn": "a"}'
+    avro_record = b"\x00\x00\x00\x00\x07" + b"\x02\x04"
+    got = route([json_record, avro_record], 0, topic="data.iris", kafka_ts=1_700_000_000_500, prefix="data.")
+    assert got == [
+        ["iris", "iris", "data.iris/0/0", "1700000000500", str(len(json_record))],
+        ["iris", "iris", "data.iris/0/1", "1700000000500", str(len(avro_record))],
+    ]
+    # On a topic that names no data type, a JSON record cannot be routed: empty data type, Kafka time.
+    [[key, data_type, record_id, ts, _]] = route([json_record], 0, topic="wine-data", kafka_ts=5, prefix="data.")
+    assert (key, data_type, record_id, ts) == ("", "", "wine-data/0/0", "5")

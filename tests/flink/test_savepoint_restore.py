@@ -13,7 +13,7 @@ import pytest
 
 from flink_jobs.control import stop_with_savepoint
 from flink_jobs.environment import create_environment
-from flink_jobs.io import FileIO, read_json_lines, write_base64_lines
+from flink_jobs.io.files import FileIO, read_json_lines, write_base64_lines
 from flink_jobs.jobs import build_job
 from serving.clock import now_ms
 from serving.settings import JOB_NAMES, JobSettings, ServingOptions

@@ -44,7 +44,9 @@ def scenario(request, tmp_path_factory, wine_data):
         model("tf", "B", T0 + SWAP_AT),
         model("forest", "W", T0, data_type="wine-white"),
     ]
-    outputs = run_bounded(tmp_path_factory.mktemp(f"{job}{parallelism}"), job, parallelism, data, models)
+    outputs = run_bounded(
+        tmp_path_factory.mktemp(f"{job}{parallelism}"), job, parallelism, data, models, wine_shaped=("wine-white",)
+    )
     return outputs, wine_data
 
 

@@ -9,17 +9,20 @@ fallback and the oracle the compiled engine is tested against.
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from serving.core.model import Model, ModelDescriptor, RawPrediction, classify
 from serving.errors import ConfigError, CorruptModelError, ModelLoadError, ModelSchemaError
-from serving.formats.common import feature_names
 from serving.formats.pmml.compiler import NotCompilable, compile_pmml, label_key
 from serving.logs import get_logger
 from serving.settings import environment
+
+if TYPE_CHECKING:
+    from serving.records.schema import Column
 
 log = get_logger("formats.pmml")
 
@@ -28,11 +31,6 @@ log = get_logger("formats.pmml")
 #: The variable that chooses the engine (read through ``serving.settings.environment``).
 ENGINE_ENV = "MODELSERVING_PMML_ENGINE"
 ENGINES = ("auto", "numpy", "pypmml")
-
-
-def normalise_field(name: str) -> str:
-    """Field-name key that ignores case, spaces, underscores and dashes."""
-    return re.sub(r"[\s_\-]+", "", name).lower()
 
 
 class PmmlModel(Model):
@@ -57,8 +55,14 @@ class PmmlModel(Model):
     format_name = "pmml"
     suffixes = (".pmml",)
 
-    def __init__(self, descriptor: ModelDescriptor, artifact: bytes, engine: str | None = None) -> None:
-        super().__init__(descriptor, artifact)
+    def __init__(
+        self,
+        descriptor: ModelDescriptor,
+        artifact: bytes,
+        columns: Sequence[Column] | None = None,
+        engine: str | None = None,
+    ) -> None:
+        super().__init__(descriptor, artifact, columns)
         requested = (engine or environment().pmml_engine or "auto").strip().lower()
         if requested not in ENGINES:
             raise ConfigError(f"PMML engine must be one of {', '.join(ENGINES)}, got {requested!r}")
@@ -94,18 +98,16 @@ class PmmlModel(Model):
             self._pmml.setSupplementOutput(True)
             self.function = self._pmml.functionName
             input_names = self._pmml.inputNames
-        record_fields = feature_names(descriptor)
-        by_key = {normalise_field(name): i for i, name in enumerate(record_fields)}
-        missing = [name for name in input_names if normalise_field(name) not in by_key]
-        if missing:
+        # Each input field by name, with the type its DataDictionary declares: strings and
+        # booleans reach the evaluator as values (1.0 for True gives wrong answers, see the notes).
+        declared = _declared_types(text)
+        kinds = [_KIND_OF_TYPE.get(declared.get(name, "double"), "number") for name in input_names]
+        try:
+            self.bind(list(input_names), kinds=kinds)
+        except ModelSchemaError:
             self.close()
-            raise ModelSchemaError(
-                f"model {descriptor.name!r}: PMML needs fields the {descriptor.data_type} record lacks: "
-                + ", ".join(missing)
-            )
-        self.input_names: list[str] = list(input_names)
-        self._columns = [by_key[normalise_field(name)] for name in self.input_names]
-        self.n_features = len(record_fields)
+            raise
+        self.input_names = list(input_names)
         if self._compiled is not None:
             self._labels = self._compiled.labels
         else:
@@ -129,16 +131,17 @@ class PmmlModel(Model):
         probabilities.sort(key=lambda pair: _label_key(pair[0]))
         return predicted, [name for _, name in probabilities], tuple(label for label, _ in probabilities)
 
-    def record_dict(self, row: np.ndarray) -> dict[str, float]:
+    def record_dict(self, row: np.ndarray) -> dict[str, object]:
         """One feature row as the ``{pmml field: value}`` dict pypmml scores singly."""
-        return {name: float(row[col]) for name, col in zip(self.input_names, self._columns)}
+        inputs = self.model_inputs(np.asarray(row).reshape(1, -1))[0]
+        return {name: value if self.categorical else float(value) for name, value in zip(self.input_names, inputs)}
 
-    def _predict(self, features: np.ndarray) -> RawPrediction:
+    def _predict(self, inputs: np.ndarray) -> RawPrediction:
         if self._compiled is not None:
-            return self._compiled.predict(features[:, self._columns])
+            return self._compiled.predict(inputs)
         # pypmml's own DataFrame path goes through pandas JSON, which keeps only 10
         # digits of the inputs and parses outputs imprecisely; Python's json is exact.
-        request = json.dumps({"columns": self.input_names, "data": features[:, self._columns].tolist()})
+        request = json.dumps({"columns": self.input_names, "data": _plain(inputs)})
         response = json.loads(self._pmml.call("predict", request))
         return self.interpret(pd.DataFrame(response["data"], columns=response["columns"]))
 
@@ -152,7 +155,12 @@ class PmmlModel(Model):
             else None
         )
         if self._predicted_column and self._predicted_column in output:
-            scores = pd.to_numeric(output[self._predicted_column], errors="coerce").to_numpy(dtype=np.float64)
+            predicted = output[self._predicted_column]
+            if _all_numeric(self._labels):
+                scores = pd.to_numeric(predicted, errors="coerce").to_numpy(dtype=np.float64)
+            else:  # the result rule: a label that is no number scores as its index in labels
+                index = {label: i for i, label in enumerate(self._labels)}
+                scores = np.asarray([index.get(str(label), np.nan) for label in predicted], dtype=np.float64)
             return RawPrediction(scores=scores, probabilities=probabilities, labels=self._labels)
         if probabilities is None:
             raise CorruptModelError(f"model {self.name!r}: PMML classifier exposes neither a label nor probabilities")
@@ -171,3 +179,35 @@ class PmmlModel(Model):
 
 #: The label order of probability columns; shared with the compiled engine so both order alike.
 _label_key = label_key
+
+
+#: PMML DataField types and the kind of input they are.
+_KIND_OF_TYPE = {"string": "string", "boolean": "boolean"}
+
+
+def _declared_types(text: str) -> dict[str, str]:
+    """Each DataDictionary field's ``dataType``, by name."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return {}
+    return {
+        element.get("name", ""): element.get("dataType", "")
+        for element in root.iter()
+        if element.tag.rsplit("}", 1)[-1] == "DataField"
+    }
+
+
+def _plain(inputs: np.ndarray) -> list[list[object]]:
+    """Rows of plain Python values (NumPy scalars are not JSON)."""
+    return [[value.item() if isinstance(value, np.generic) else value for value in row] for row in inputs.tolist()]
+
+
+def _all_numeric(labels: tuple[str, ...]) -> bool:
+    try:
+        [float(label) for label in labels]
+    except ValueError:
+        return False
+    return True

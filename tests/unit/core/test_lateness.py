@@ -83,10 +83,10 @@ def test_the_state_round_trips_through_bytes_and_stays_bounded():
 
 def test_held_records_expire_after_max_hold_ms_as_no_model(wine_data):
     records = [decode_record(encode_record(str(i), wine_data.features[i], ts=1_000 * i)) for i in range(5)]
-    scored = score_due(records, {}, hold=True, max_held=100, records_up_to=4_000, max_hold_ms=2_500)
+    scored = score_due(records, {}, {}, hold=True, max_held=100, records_up_to=4_000, max_hold_ms=2_500)
     assert [r.id for r in scored.held] == ["2", "3", "4"]
     assert [d.record_id for d in scored.dead_letters] == ["0", "1"]
     assert {d.reason for d in scored.dead_letters} == {NO_MODEL}
     assert "within 2500 ms" in scored.dead_letters[0].detail
-    forever = score_due(records, {}, hold=True, max_held=100, records_up_to=4_000, max_hold_ms=0)
+    forever = score_due(records, {}, {}, hold=True, max_held=100, records_up_to=4_000, max_hold_ms=0)
     assert len(forever.held) == 5 and not forever.dead_letters

@@ -8,24 +8,32 @@ import pytest
 from flink_jobs.functions.buffer import RecordBuffer
 from flink_jobs.functions.timers import FlushTimers, slot
 from flink_jobs.tags import END_OF_INPUT
+from serving.core.entries import Entry, decode_entry, encode_entry, entry_ts
 from serving.core.model import BatchScores
-from serving.core.scoring import buffer_entry, decode_buffer, entry_ts, score_due
+from serving.core.scoring import score_due
+from serving.records import bundled_schemas
 from serving.records.wine import decode_record, encode_record
+from serving.records.wire import Coordinates
 from serving.settings import ServingOptions
 from serving.testing import FakeContext, FakeListState, FakeValueState
 
 
-def test_buffer_entries_carry_ts_and_decode_back_to_the_record(wine_data):
+def test_buffer_entries_carry_ts_data_type_and_coordinates_back(wine_data):
     payload = encode_record("r1", wine_data.features[0], ts=-5)
-    entry = buffer_entry(-5, payload)
-    assert entry_ts(entry) == -5
-    assert decode_buffer([entry])[0] == decode_record(payload)
+    entry = Entry(-5, "wine", Coordinates("wine-data", 3, 17, 1_700_000_000_000), payload, checked=True)
+    raw = encode_entry(entry)
+    assert entry_ts(raw) == -5
+    assert decode_entry(raw) == entry
+    unchecked = Entry(9, "iris", Coordinates("data.iris", 0, 2, None), b'{"x": 1}')
+    assert decode_entry(encode_entry(unchecked)) == unchecked
 
 
-def test_buffers_written_before_entries_had_a_ts_still_read(wine_data):
-    legacy = encode_record("old", wine_data.features[1], ts=1234)
-    assert entry_ts(legacy) == 1234
-    assert decode_buffer([legacy])[0].id == "old"
+def test_buffers_written_before_schemas_still_read(wine_data):
+    payload = encode_record("old", wine_data.features[1], ts=1234)
+    for legacy in (payload, b"\x00" + (1234).to_bytes(8, "big", signed=True) + payload):
+        assert entry_ts(legacy) == 1234
+        entry = decode_entry(legacy)
+        assert (entry.ts, entry.data_type, entry.payload, entry.checked) == (1234, "wine", payload, True)
 
 
 class SizeRecorder:
@@ -48,7 +56,8 @@ class SizeRecorder:
 def test_a_flush_is_scored_in_batches_of_at_most_b(wine_data, batch_size, calls):
     model = SizeRecorder()
     due = [decode_record(encode_record(str(i), wine_data.features[i], ts=i)) for i in range(100)]
-    scored = score_due(due, {"wine": [(0, model)]}, hold=True, max_held=10, batch_size=batch_size)
+    schemas = {s.data_type: s for s in bundled_schemas()}
+    scored = score_due(due, {"wine": [(0, model)]}, schemas, hold=True, max_held=10, batch_size=batch_size)
     assert model.calls == calls
     assert [r.record_id for r in scored.results] == [str(i) for i in range(100)]
     assert [r.score for r in scored.results] == pytest.approx(wine_data.features[:100, 0])
@@ -120,7 +129,8 @@ def _buffer(ts_values) -> tuple[RecordBuffer, FakeListState]:
     entries = FakeListState()
     buffer = RecordBuffer(entries, FakeValueState())
     for ts in ts_values:
-        buffer.add(ts, encode_record(f"r{ts}", [0.0] * 11, ts=ts))
+        payload = encode_record(f"r{ts}", [0.0] * 11, ts=ts)
+        buffer.add(encode_entry(Entry(ts, "wine", Coordinates(), payload, checked=True)))
     return buffer, entries
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import pytest
 from pyflink.datastream import TimeDomain
@@ -16,22 +15,32 @@ from flink_jobs.functions.partitioned import ModelServingPartitioned
 from flink_jobs.functions.timers import FlushBounds
 from flink_jobs.tags import DEAD_LETTERS, STATS
 from serving.core.admission import ModelCache
+from serving.core.entries import decode_entry
 from serving.core.model import ModelType
-from serving.core.scoring import decode_buffer
 from serving.core.stats import StatsTracker
 from serving.formats import descriptor_from_path
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
+from serving.records import builtin_registry, bundled_schemas
+from serving.records.schema import SchemaRegistry
 from serving.records.wine import encode_record
 from serving.settings import ServingOptions
-from serving.testing import FakeContext, FakeListState, FakeMetricGroup, FakeRuntimeContext, FakeValueState
+from serving.testing import (
+    FakeContext,
+    FakeListState,
+    FakeMetricGroup,
+    FakeRuntimeContext,
+    FakeValueState,
+    routed_row,
+    wine_shaped_schema,
+)
 from tests.support.reference import PMML_LINEAR
 
 
 def linear_model(version: str = "A"):
     descriptor = descriptor_from_path(PMML_LINEAR, ModelType.PMML, version=version, name="linear")
     descriptor.created_at = 1
-    admission = ModelCache().admit(descriptor.SerializeToString())
+    admission = ModelCache().admit(descriptor.SerializeToString(), builtin_registry().get("wine"))
     assert admission.accepted
     return admission.model
 
@@ -59,13 +68,14 @@ def test_records_are_validated_on_arrival_and_bad_ones_counted_as_dead_letters(w
     arrive = serving.process_element1 if function is ModelServingKeyed else serving.process_element
     ctx = FakeContext("wine")
     garbage = b"\xff not a record"
-    outputs = list(arrive(SimpleNamespace(data_type="", payload=garbage), ctx))
+    outputs = list(arrive(routed_row(garbage), ctx))
     assert [tag for tag, _ in outputs] == [DEAD_LETTERS]
     assert DeadLetter.FromString(outputs[0][1]).payload == garbage
     assert context.metrics.registry[f"{METRIC_GROUP}.dead_letters"].count == 1
     good = encode_record("1", wine_data.features[0], ts=5)
-    assert list(arrive(SimpleNamespace(data_type="wine", payload=good), ctx)) == []
-    assert [r.id for r in decode_buffer(serving.buffer.entries_state.get())] == ["1"]
+    assert list(arrive(routed_row(good, "wine", 5), ctx)) == []
+    [entry] = [decode_entry(e) for e in serving.buffer.entries_state.get()]
+    assert (entry.payload, entry.ts, entry.checked) == (good, 5, True)
     assert ctx.timers.event  # asked to be flushed
 
 
@@ -85,6 +95,7 @@ def test_score_buffer_counts_records_dead_letters_and_scoring_time(wine_data):
             {"wine": [(1, model)]},
             tracker,
             options,
+            SchemaRegistry([*bundled_schemas(), wine_shaped_schema("beer")]),
             metrics,
         )
     )
@@ -157,11 +168,11 @@ def test_the_passthrough_validates_like_the_serving_jobs_and_counts_dead_letters
     context = FakeRuntimeContext()
     passthrough.open(context)
     garbage = b"\xff not a record"
-    outputs = list(passthrough.process_element(("", SimpleNamespace(data_type="", payload=garbage)), None))
+    outputs = list(passthrough.process_element(("", routed_row(garbage)), None))
     assert [tag for tag, _ in outputs] == [DEAD_LETTERS]
     assert DeadLetter.FromString(outputs[0][1]).payload == garbage
     assert context.metrics.registry[f"{METRIC_GROUP}.dead_letters"].count == 1
     good = encode_record("7", wine_data.features[0], ts=5)
-    [result] = passthrough.process_element(("wine", SimpleNamespace(data_type="wine", payload=good)), None)
+    [result] = passthrough.process_element(("wine", routed_row(good, "wine", 5)), None)
     assert ServingResult.FromString(result).record_id == "7"
     assert ServingResult.FromString(result).model_name == PASSTHROUGH_MODEL

@@ -54,7 +54,7 @@ def test_a_format_registered_by_entry_point_scores_without_touching_another_modu
     model_file.write_text("2.0")
     assert "scaledsum" in registry.format_names()
     assert registry.detect_format(model_file) == "scaledsum"
-    descriptor = descriptor_from_path(model_file, "scaledsum", version="1")
+    descriptor = descriptor_from_path(model_file, "scaledsum", version="1", metadata={"feature_names": "a,b"})
     assert (descriptor.format, descriptor.model_type) == ("scaledsum", 0)
     published = parse_descriptor(descriptor.SerializeToString())
     model = load_model(published)

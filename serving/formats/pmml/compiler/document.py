@@ -65,8 +65,8 @@ class CompiledPmml:
         """Score float64 [N, len(input_names)] rows by ``PmmlModel``'s result rule.
 
         Regression: the predicted value. Classification: the predicted label as a
-        number (NaN when pypmml's label is not numeric or absent) and the
-        probabilities in ``labels`` order, NaN reported as 0.
+        number (when labels are not all numbers, its index in ``labels``; NaN
+        when absent) and the probabilities in ``labels`` order, NaN reported as 0.
         """
         inputs = np.asarray(inputs, dtype=np.float64)
         step = max(16, _CHUNK_CELLS // max(1, self._cells))
@@ -139,6 +139,10 @@ def compile_pmml(document: bytes | str) -> CompiledPmml:
         order = sorted(range(len(output_labels)), key=lambda i: label_key(texts[i]))
         output_labels = [output_labels[i] for i in order]
         numeric = numeric_labels([labels.text(i) for i in range(len(labels))])
+        if np.isnan(numeric).any():
+            # The result rule: when labels are not all numbers, a label scores as its index in ``labels``.
+            position = {texts[i]: rank for rank, i in enumerate(order)}
+            numeric = np.asarray([position.get(labels.text(i), np.nan) for i in range(len(labels))], dtype=np.float64)
     model.finish(len(labels) if labels is not None else 0)
     compiled = CompiledPmml(
         function=function,
