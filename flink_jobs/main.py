@@ -21,6 +21,7 @@ from serving.errors import ConfigError, ServingError
 from serving.kafka.clients import check_reachable
 from serving.kafka.settings import KafkaSettings
 from serving.ops.processes import interrupt_on_sigterm
+from serving.records.schema import DataTypeSchema, SchemaError
 from serving.settings import JOB_NAMES, JobSettings, ServingOptions, config_error
 
 
@@ -75,6 +76,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rest-bind-address", default="127.0.0.1", help="local MiniCluster REST/web UI interface")
     p.add_argument("--rest-port", type=int, default=0, help="local MiniCluster REST/web UI port (0: any free one)")
+    p.add_argument(
+        "--schemas",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="data types known from the start: every .avsc in DIR (beside those on the data-types topic)",
+    )
     p.add_argument("--bootstrap-servers", default=None)
     p.add_argument("--kafka-config", type=Path, default=None, help="TOML file with a [kafka] table")
     p.add_argument("--local", action="store_true", help="add the jars in .cache (MiniCluster runs)")
@@ -90,16 +98,35 @@ def settings_from_args(args: argparse.Namespace) -> tuple[JobSettings, KafkaSett
         restore = latest_checkpoint(args.checkpoint_dir)
         if restore is None:
             raise ConfigError(f"no completed checkpoint under {args.checkpoint_dir}")
+    kafka = KafkaSettings.load(args.kafka_config, bootstrap_servers=args.bootstrap_servers)
     try:
-        job = _job_settings(args, restore)
+        job = _job_settings(args, restore, kafka)
     except ValidationError as exc:
         raise config_error(exc, "job setting") from exc
-    kafka = KafkaSettings.load(args.kafka_config, bootstrap_servers=args.bootstrap_servers)
     check_limits(job.options, kafka)
     return job, kafka
 
 
-def _job_settings(args: argparse.Namespace, restore: str | None) -> JobSettings:
+def schema_texts(directory: Path | None) -> tuple[str, ...]:
+    """The Avro schemas (``.avsc``) of ``directory``, checked, as text.
+
+    Raises:
+        ConfigError: the directory is missing or a file is no servable schema.
+    """
+    if directory is None:
+        return ()
+    if not directory.is_dir():
+        raise ConfigError(f"--schemas {directory} is not a directory")
+    texts = []
+    for path in sorted(directory.glob("*.avsc")):
+        try:
+            texts.append(DataTypeSchema.parse(path.read_text(encoding="utf-8")).avsc)
+        except (OSError, SchemaError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    return tuple(texts)
+
+
+def _job_settings(args: argparse.Namespace, restore: str | None, kafka: KafkaSettings) -> JobSettings:
     return JobSettings(
         job=args.job,
         parallelism=args.parallelism,
@@ -129,8 +156,25 @@ def _job_settings(args: argparse.Namespace, restore: str | None) -> JobSettings:
             late_model_horizon_ms=args.late_model_horizon_ms,
             max_future_skew_ms=args.max_future_skew_ms,
             dead_letter_max_payload_bytes=args.dead_letter_max_payload_bytes,
+            startup_schemas=schema_texts(args.schemas),
+            schema_registry_url=kafka.schema_registry_url,
         ),
     )
+
+
+def with_published_schemas(job: JobSettings, kafka: KafkaSettings) -> JobSettings:
+    """``job`` knowing, from the start, the schemas the data-types topic holds now.
+
+    They also arrive through the job's schema stream, but a model of their
+    data type might overtake them there; known from the start, it need not
+    wait. ``--schemas`` files win over the topic for the same data type.
+    """
+    from serving.kafka.providers.schemas import read_schemas
+
+    given = {DataTypeSchema.parse(text).data_type for text in job.options.startup_schemas}
+    published = tuple(s.avsc for s in read_schemas(kafka) if s.data_type not in given)
+    options = job.options.model_copy(update={"startup_schemas": job.options.startup_schemas + published})
+    return job.model_copy(update={"options": options})
 
 
 #: Room a dead letter needs besides the bytes it keeps: reason, detail, ids, digest, framing.
@@ -156,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job, kafka = settings_from_args(args)
         check_reachable(kafka)
+        job = with_published_schemas(job, kafka)
         env = create_environment(job, jars=kafka_jars() if args.local else (), local=args.local)
         build_job(env, job, KafkaIO(kafka, job.job))
         log.info(

@@ -79,6 +79,7 @@ def validated(
             f"no schema for data type {value.data_type!r}",
             payload,
             data_type=value.data_type,
+            record_id=where.record_id() if where.topic else "",
             max_payload_bytes=options.dead_letter_max_payload_bytes,
         )
     if isinstance(decoded, DeadLetter):

@@ -10,22 +10,26 @@ import sys
 import time
 from pathlib import Path
 
-from serving.cli.models import parse_model_spec
+from serving.cli.models import parse_model_spec, read_schema
 from serving.errors import ConfigError
 from serving.records import wine
+from serving.records.files import read_rows
+from serving.records.wire import PROTOBUF, encode
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run``."""
     run = subparsers.add_parser(
         "run",
-        help="run a serving job on a wine CSV in a local Flink MiniCluster",
+        help="run a serving job on a data file in a local Flink MiniCluster",
         description="Run the keyed or partitioned job locally: the first model is published before the data, "
         "each further model after every N records. Results go to FILE as JSON lines, dead letters to "
-        "FILE.deadletters and stats to FILE.stats.",
+        "FILE.deadletters and stats to FILE.stats. With --schema the data is a CSV with a header row or JSON "
+        "lines of that data type (a record's id is its schema's id field, else its 0-based row); without, wine.",
     )
     run.add_argument("job", choices=["keyed", "partitioned"])
-    run.add_argument("--data", type=Path, default=None, help="wine CSV (default: the shipped reference data)")
+    run.add_argument("--data", type=Path, default=None, help="data file (default: the shipped wine data)")
+    run.add_argument("--schema", type=Path, default=None, metavar="S.avsc", help="the data type's Avro schema")
     run.add_argument("--model", action="append", required=True, metavar="PATH:TYPE", help="repeat to swap models")
     run.add_argument("--swap-every", type=int, default=500, metavar="N", help="records between models (500)")
     run.add_argument("--out", type=Path, required=True, metavar="FILE", help="results file (JSON lines)")
@@ -55,14 +59,23 @@ def run_job(args: argparse.Namespace) -> int:
     if args.parallelism < 1:
         raise ConfigError("--parallelism must be at least 1")
     console = Console(stderr=True)
-    data = wine.read_wine_csv(args.data or wine.reference_csv())
     start = now_ms()
     # Event time encodes the publication order: record i at start+i, model k at start+k*N.
-    records = [encode_record(str(i), row, ts=start + i) for i, row in enumerate(data.features)]
+    if args.schema is None:
+        data = wine.read_wine_csv(args.data or wine.reference_csv())
+        records = [encode_record(str(i), row, ts=start + i) for i, row in enumerate(data.features)]
+        data_type, schemas = wine.DATA_TYPE, ()
+    else:
+        schema = read_schema(args.schema)
+        if args.data is None:
+            raise ConfigError("--schema needs --data: a CSV with a header row, or JSON lines")
+        rows = read_rows(args.data, schema)
+        records = [(encode(row, schema, PROTOBUF, ts=start + i), start + i) for i, row in enumerate(rows)]
+        data_type, schemas = schema.data_type, (schema.avsc,)
     models = []
     for k, spec in enumerate(args.model):
         path, model_type = parse_model_spec(spec)
-        descriptor = descriptor_from_path(path, model_type, version=f"{k + 1}-{path.stem}")
+        descriptor = descriptor_from_path(path, model_type, version=f"{k + 1}-{path.stem}", data_type=data_type)
         descriptor.created_at = start + k * args.swap_every
         models.append(descriptor.SerializeToString())
 
@@ -74,7 +87,7 @@ def run_job(args: argparse.Namespace) -> int:
             parallelism=args.parallelism,
             checkpoint_interval_ms=args.checkpoint_interval,
             state_backend=args.state_backend,
-            options=ServingOptions(early_records=args.early_records),
+            options=ServingOptions(early_records=args.early_records, startup_schemas=schemas),
         )
     except ValidationError as exc:
         raise config_error(exc, "job setting") from exc

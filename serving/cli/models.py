@@ -14,19 +14,24 @@ from serving.formats import descriptor_from_path, load_model
 from serving.formats.artifacts import resolve_artifact
 from serving.formats.registry import detect_format, format_names, parse_format
 from serving.records import wine
+from serving.records.features import feature_matrix
+from serving.records.files import read_records
+from serving.records.schema import DataTypeSchema
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``score`` and ``bench-models``."""
     score = subparsers.add_parser(
         "score",
-        help="score a wine CSV with one model file, one JSON line per row",
-        description="Score every row of a wine CSV with a model, in input order: the check a data "
-        "scientist runs before publishing a model.",
+        help="score a data file with one model file, one JSON line per row",
+        description="Score every row of a data file with a model, in input order: the check a data "
+        "scientist runs before publishing a model. With --schema the file is a CSV with a header row "
+        "naming schema fields (extra columns are ignored) or JSON lines, of that data type; without, a wine CSV.",
     )
     score.add_argument("--model", required=True, type=Path, help="model file, or SavedModel directory")
     score.add_argument("--type", required=True, choices=format_names(), help="model format")
-    score.add_argument("--data", required=True, type=Path, help="wine CSV: ';'-separated, no header")
+    score.add_argument("--data", required=True, type=Path, help="data file (without --schema: wine, ';', no header)")
+    score.add_argument("--schema", type=Path, default=None, metavar="S.avsc", help="the data type's Avro schema")
     score.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="descriptor metadata")
     score.set_defaults(handler=run_score)
 
@@ -54,6 +59,21 @@ def parse_metadata(items: list[str]) -> dict[str, str]:
     return out
 
 
+def read_schema(path: Path) -> DataTypeSchema:
+    """The data-type schema in an ``.avsc`` file.
+
+    Raises:
+        SchemaError: the file cannot be read, or holds no servable schema.
+    """
+    from serving.records.schema import SchemaError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError(f"cannot read schema {path}: {exc.strerror}") from exc
+    return DataTypeSchema.parse(text)
+
+
 def parse_model_spec(spec: str) -> tuple[Path, str]:
     """``PATH:TYPE`` into a path and a format name."""
     path, sep, type_name = spec.rpartition(":")
@@ -64,11 +84,17 @@ def parse_model_spec(spec: str) -> tuple[Path, str]:
 
 def run_score(args: argparse.Namespace) -> int:
     """Score ``--data`` with ``--model``; JSON lines on stdout."""
-    data = wine.read_wine_csv(args.data)
-    descriptor = descriptor_from_path(args.model, args.type, metadata=parse_metadata(args.metadata))
-    model = load_model(descriptor)
+    metadata = parse_metadata(args.metadata)
+    if args.schema is None:
+        features = wine.read_wine_csv(args.data).features
+        model = load_model(descriptor_from_path(args.model, args.type, metadata=metadata))
+    else:
+        schema = read_schema(args.schema)
+        features = feature_matrix(read_records(args.data, schema), schema)
+        descriptor = descriptor_from_path(args.model, args.type, data_type=schema.data_type, metadata=metadata)
+        model = load_model(descriptor, columns=schema.columns)
     try:
-        scores = model.score_batch(data.features)
+        scores = model.score_batch(features)
     finally:
         model.close()
     out = sys.stdout

@@ -16,7 +16,7 @@ from collections import deque
 from pathlib import Path
 
 from serving.cli.kafka import add_kafka_args, kafka_settings_from_args
-from serving.cli.models import parse_metadata
+from serving.cli.models import parse_metadata, read_schema
 from serving.errors import ConfigError
 from serving.formats.registry import format_names
 from serving.kafka.settings import KafkaSettings
@@ -30,20 +30,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``publish data|model|models`` and ``results tail``."""
     publish = subparsers.add_parser(
         "publish",
-        help="publish wine records or models to Kafka",
-        description="Publish to the topics a serving job reads: wine records to the data topic, "
-        "models to the models topic.",
+        help="publish records, models or data-type schemas to Kafka",
+        description="Publish to the topics a serving job reads: records to the data topics, models to the "
+        "models topic, data-type schemas to the data-types topic.",
     )
     commands = publish.add_subparsers(dest="publish_command", metavar="WHAT", required=True)
 
+    schema = commands.add_parser(
+        "schema",
+        help="declare a data type: its Avro schema onto the data-types topic",
+        description="Publish an Avro record schema (.avsc); its record name is the data type. Running jobs "
+        "admit it (a new version must keep serving the data type's models) and read records of it from "
+        "the topic data.<type>, which this creates when missing.",
+    )
+    schema.add_argument("path", type=Path, metavar="S.avsc")
+    add_kafka_args(schema)
+    schema.set_defaults(handler=run_publish_schema)
+
     data = commands.add_parser(
         "data",
-        help="stream wine CSV rows as records at a steady rate",
-        description="Stream wine CSV rows as WineRecord messages, keyed by record id and stamped with the "
-        "send time. Ids are the row number; with --count above the number of rows the CSV is sent again, "
-        "ids then being CYCLE-ROW.",
+        help="stream records at a steady rate: wine, or any data type with --schema",
+        description="Stream records, keyed by record id and stamped with the send time. Without --schema: "
+        "wine CSV rows as WineRecord messages to the data topic, ids the row number (with --count above the "
+        "number of rows the CSV is sent again, ids then CYCLE-ROW). With --schema: the rows of --data (a CSV "
+        "with a header row, or JSON lines) as records of that data type on data.<type>, in --format.",
     )
-    data.add_argument("--data", type=Path, default=None, metavar="CSV", help="wine CSV (default: the reference data)")
+    data.add_argument("--data", type=Path, default=None, metavar="FILE", help="data file (default: the wine data)")
+    data.add_argument("--schema", type=Path, default=None, metavar="S.avsc", help="the data type's Avro schema")
+    data.add_argument(
+        "--format", choices=["json", "avro", "protobuf"], default="json", help="wire format with --schema (json)"
+    )
     data.add_argument("--rate", type=float, required=True, metavar="N", help="records per second; 0 = unpaced")
     data.add_argument("--count", type=int, default=None, metavar="N", help="records to send (default: every row)")
     data.add_argument("--data-type", default=wine.DATA_TYPE, metavar="T", help="data type (default: wine)")
@@ -129,20 +145,30 @@ def run_publish_data(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from serving.kafka.providers.data import publish_data
+    from serving.kafka.providers.data import publish_data, publish_records
+    from serving.records.files import read_rows
 
     if args.rate < 0:
         raise ConfigError(f"--rate must be 0 (unpaced) or more, got {args.rate:g}")
     if args.count is not None and args.count < 0:
         raise ConfigError(f"--count must be 0 or more, got {args.count}")
     settings = _connected(args)
-    csv_path = args.data or wine.reference_csv()
-    total = args.count if args.count is not None else len(wine.read_wine_csv(csv_path).features)
+    if args.schema is not None:
+        if args.data is None:
+            raise ConfigError("--schema needs --data: a CSV with a header row, or JSON lines")
+        schema = read_schema(args.schema)
+        rows = len(read_rows(args.data, schema))
+        topic, data_type = settings.data_topic_prefix + schema.data_type, schema.data_type
+    else:
+        csv_path = args.data or wine.reference_csv()
+        rows = len(wine.read_wine_csv(csv_path).features)
+        topic, data_type = settings.topics.data, args.data_type
+    total = args.count if args.count is not None else rows
     console = Console(stderr=True)
     paced = f"{args.rate:g} records/s" if args.rate else "unpaced"
     started = time.monotonic()
     with Progress(
-        TextColumn(f"[bold]{settings.topics.data}[/] ({paced})"),
+        TextColumn(f"[bold]{topic}[/] ({paced})"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
@@ -155,20 +181,40 @@ def run_publish_data(args: argparse.Namespace) -> int:
             elapsed = time.monotonic() - started
             bar.update(task, completed=sent, rate=f"{sent / elapsed:,.0f}/s" if elapsed > 0 else "")
 
-        sent = publish_data(
-            settings,
-            csv_path,
-            rate=args.rate,
-            count=args.count,
-            data_type=args.data_type,
-            id_prefix=args.id_prefix,
-            progress=progress,
-        )
+        if args.schema is not None:
+            sent = publish_records(
+                settings, schema, args.data, wire_format=args.format, rate=args.rate, count=args.count,
+                progress=progress,
+            )  # fmt: skip
+        else:
+            sent = publish_data(
+                settings,
+                csv_path,
+                rate=args.rate,
+                count=args.count,
+                data_type=args.data_type,
+                id_prefix=args.id_prefix,
+                progress=progress,
+            )
     elapsed = time.monotonic() - started
     print(
-        f"sent {sent} {args.data_type} records to {settings.topics.data} at {settings.bootstrap_servers} "
+        f"sent {sent} {data_type} records to {topic} at {settings.bootstrap_servers} "
         f"in {elapsed:.1f}s ({sent / elapsed if elapsed else 0:,.0f} records/s)",
         file=sys.stderr,
+    )
+    return 0
+
+
+def run_publish_schema(args: argparse.Namespace) -> int:
+    """Publish a data type's schema; one line says what went where."""
+    from serving.kafka.providers.schemas import publish_schema
+
+    schema = read_schema(args.path)
+    settings = _connected(args)
+    data_topic = publish_schema(settings, schema)
+    print(
+        f"published schema {schema.data_type} version {schema.version} (id {schema.schema_id}) to "
+        f"{settings.topics.data_types} at {settings.bootstrap_servers}; its records go to {data_topic}"
     )
     return 0
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter
-from serving.core.model import Model, model_key
+from serving.core.model import Model, model_key, normalise_field
 from serving.errors import ModelMessageTooLarge, ModelSchemaError, ModelValidationError, ServingError
 from serving.formats import load_model, parse_descriptor, restore
 from serving.pb.dead_letter_pb2 import DeadLetter
@@ -43,8 +43,12 @@ from serving.settings import ServingOptions
 def validate(model: Model, schema: DataTypeSchema) -> None:
     """Score the schema's probe row; raise :class:`ModelValidationError` if that fails."""
     try:
-        result = model.score_batch(probe_matrix(schema))
-    except ServingError as exc:
+        declared = {normalise_field(name): value for name, value in model.probe_values.items()}
+        hints = {
+            f.name: declared[normalise_field(f.name)] for f in schema.features if normalise_field(f.name) in declared
+        }
+        result = model.score_batch(probe_matrix(schema, hints))
+    except (ServingError, ValueError, TypeError) as exc:  # a probe value the model's framework refuses
         raise ModelValidationError(f"model {model.name}:{model.version} failed its probe record: {exc}") from exc
     if not np.all(np.isfinite(result.scores)):
         raise ModelValidationError(f"model {model.name}:{model.version} gave a non-finite score for its probe record")

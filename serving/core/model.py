@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -155,6 +155,9 @@ class Model(ABC):
         self.categorical = False
         #: The version of the data type's schema the model was bound to ("" before any).
         self.schema_version = ""
+        #: Input name -> a value the artifact declares valid (PMML's categories): the probe row
+        #: uses it when the schema has no example, since "" is no category a model knows.
+        self.probe_values: dict[str, Any] = {}
         self._inputs: list[int] | None = None
         self._bound_by: tuple[Sequence[str] | None, int | None, list[str] | None] = (None, None, None)
 

@@ -23,6 +23,7 @@ from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter
 from serving.core.admission import schema_problems
 from serving.core.model import Model
+from serving.pb.data_type_pb2 import DataTypeSchema as SchemaMessage
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.records.schema import DataTypeSchema, IncompatibleSchema, SchemaError
@@ -59,12 +60,17 @@ def admit_schema(
     routing keyed the message by (checked against the schema when given).
     """
     event = ModelEvent(ts=now_ms(), subject=SUBJECT, previous_version=current.version if current else "")
+    # What the message says it is, so a rejection names the version the publisher gave it.
+    event.data_type, event.version = _claimed(payload, data_type)
+    event.name = event.data_type
     try:
         schema = DataTypeSchema.from_message(payload)
         event.name, event.version, event.data_type = schema.data_type, schema.version, schema.data_type
         if data_type and data_type != schema.data_type:
             raise SchemaError(f"the message is keyed {data_type!r}, its schema is data type {schema.data_type!r}")
-        if current is not None and current.version == schema.version and current.avsc == schema.avsc:
+        if current is not None and current.version == schema.version:
+            if current.avsc != schema.avsc:
+                raise SchemaError(f"version {schema.version!r} of {schema.data_type!r} already names another schema")
             event.kind, event.reason = ModelEvent.DUPLICATE, "same version and schema as the current one"
             return SchemaAdmission(event, schema=current)
         problems = [p for model in models for p in schema_problems(model, schema)]
@@ -86,3 +92,13 @@ def admit_schema(
         return SchemaAdmission(event, dead_letter=letter)
     event.kind = ModelEvent.ACCEPTED
     return SchemaAdmission(event, schema=schema)
+
+
+def _claimed(payload: bytes, keyed_as: str) -> tuple[str, str]:
+    """The data type and version a schema message claims (the key when it says none); empty when unreadable."""
+    message = SchemaMessage()
+    try:
+        message.ParseFromString(bytes(payload))
+    except Exception:  # not even a DataTypeSchema message: the rejection says so
+        return keyed_as, ""
+    return message.data_type or keyed_as, message.version

@@ -71,6 +71,7 @@ def decode_data(
             str(exc),
             payload,
             data_type=data_type,
+            record_id=where.record_id() if where.topic else "",  # where to find the bad message
             max_payload_bytes=options.dead_letter_max_payload_bytes,
         )
     return record
@@ -98,6 +99,7 @@ def decode_entries(
                         f"no schema for data type {entry.data_type!r} within {options.max_hold_ms} ms",
                         entry.payload,
                         data_type=entry.data_type,
+                        record_id=entry.where.record_id() if entry.where.topic else "",
                         max_payload_bytes=options.dead_letter_max_payload_bytes,
                     )
                 )

@@ -157,7 +157,7 @@ def poll_batches(
 
 def create_topics(
     settings: KafkaSettings,
-    topics: Topics,
+    topics: Topics | Mapping[str, str],
     partitions: int,
     *,
     partitions_by_role: Mapping[str, int] | None = None,
@@ -176,7 +176,7 @@ def create_topics(
 
     Args:
         settings: The cluster to create them on.
-        topics: The topic names by role.
+        topics: The topic names by role (a ``Topics``, or a role -> name mapping).
         partitions: Partitions of each topic whose role ``partitions_by_role`` does not name.
         partitions_by_role: Role -> partitions, for roles that need another count.
         config_by_role: Role -> topic configuration over the defaults above.
@@ -203,7 +203,7 @@ def create_topics(
                 **config_by_role.get(role, {}),
             },
         )
-        for role, name in topics.all().items()
+        for role, name in (topics.all() if isinstance(topics, Topics) else dict(topics)).items()
         if name not in existing
     ]
     for name, future in admin.create_topics(wanted).items() if wanted else ():
@@ -242,6 +242,7 @@ def produce_with_backpressure(
     *,
     key: bytes | None = None,
     on_delivery: Callable[[Any, Any], None] | None = None,
+    timestamp: int | None = None,
 ) -> None:
     """Produce one message with ``sink`` (a confluent-kafka producer), waiting while its local queue is full.
 
@@ -250,6 +251,8 @@ def produce_with_backpressure(
     delivery callbacks are served before returning.
     """
     callback = {} if on_delivery is None else {"on_delivery": on_delivery}
+    if timestamp is not None:
+        callback["timestamp"] = timestamp  # the Kafka record timestamp: the event time of what is sent
     while True:
         try:
             sink.produce(topic, value, key=key, **callback)

@@ -10,7 +10,7 @@ object matrix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,9 +53,13 @@ def _row(values: dict[str, Any], schema: DataTypeSchema) -> list[Any]:
     return row
 
 
-def probe_matrix(schema: DataTypeSchema) -> np.ndarray:
-    """One feature row to probe a new model with: the schema's example, else a typical value per field."""
-    example = dict(schema.example or {})
+def probe_matrix(schema: DataTypeSchema, hints: Mapping[str, Any] | None = None) -> np.ndarray:
+    """One feature row to probe a new model with.
+
+    Each field takes the schema's example value, else its ``hints`` entry (a
+    value the model declares valid), else a typical value of its type.
+    """
+    example = {**(hints or {}), **(schema.example or {})}
     values: dict[str, Any] = {}
     for f in schema.features:
         if f.name in example:

@@ -150,7 +150,7 @@ class DataTypeSchema:
         try:
             parsed = fastavro.parse_schema(document)
         except Exception as exc:  # fastavro raises several kinds for a bad schema
-            raise SchemaError(f"not a valid Avro schema: {exc}") from exc
+            raise SchemaError(f"not a valid Avro schema: {type(exc).__name__}: {exc}") from exc
         data_type = document.get("modelserving.data_type", document.get("name", ""))
         if not isinstance(data_type, str) or not DATA_TYPE_PATTERN.fullmatch(data_type):
             raise SchemaError(f"the record name {str(data_type)[:80]!r} is no data type (lower case, digits, _ . -)")
@@ -158,9 +158,12 @@ class DataTypeSchema:
         if not fields:
             raise SchemaError(f"data type {data_type!r} has no fields")
         names = {f.name for f in fields}
+        if len(names) != len(fields):
+            twice = sorted({f.name for f in fields if sum(g.name == f.name for g in fields) > 1})
+            raise SchemaError(f"data type {data_type!r} names field(s) twice: {', '.join(twice)}")
         id_field, ts_field = document.get("modelserving.id"), document.get("modelserving.timestamp")
         for prop, name in (("modelserving.id", id_field), ("modelserving.timestamp", ts_field)):
-            if name is not None and name not in names:
+            if name is not None and (not isinstance(name, str) or name not in names):
                 raise SchemaError(f"data type {data_type!r}: {prop} names {name!r}, which is no field")
         if ts_field is not None and next(f for f in fields if f.name == ts_field).kind != "integer":
             raise SchemaError(f"data type {data_type!r}: the timestamp field {ts_field!r} must be an int or long")
@@ -178,8 +181,8 @@ class DataTypeSchema:
             protobuf=document.get("modelserving.protobuf", "Record"),
             parsed=parsed,
         )
-        if schema.example is not None and not isinstance(schema.example, dict):
-            raise SchemaError(f"data type {data_type!r}: modelserving.example must be a record (an object)")
+        if schema.example is not None:
+            _check_example(schema)
         return schema
 
     @classmethod
@@ -212,6 +215,21 @@ class DataTypeSchema:
         ).SerializeToString()
 
 
+def _check_example(schema: DataTypeSchema) -> None:
+    """Raise :class:`SchemaError` unless the example is a record whose values fit their fields."""
+    from serving.errors import InputError
+    from serving.records.wire import check_values  # wire builds on this module
+
+    if not isinstance(schema.example, dict):
+        raise SchemaError(f"data type {schema.data_type!r}: modelserving.example must be a record (an object)")
+    present = {f.name for f in schema.features if f.name in schema.example}
+    fields = [f for f in schema.features if f.name in present]
+    try:
+        check_values(schema.example, _with(schema, fields=tuple(fields)))
+    except InputError as exc:
+        raise SchemaError(f"data type {schema.data_type!r}: modelserving.example does not fit: {exc}") from exc
+
+
 def _with(schema: DataTypeSchema, **changes: Any) -> DataTypeSchema:
     from dataclasses import replace
 
@@ -228,7 +246,9 @@ def _field(spec: Mapping[str, Any]) -> Field:
         nullable, avro_type = True, others[0]
     if isinstance(avro_type, dict) and avro_type.get("type") == "array":
         items = avro_type.get("items")
-        if KINDS.get(items) not in ("number", "integer"):
+        if isinstance(items, dict):  # {"type": "double"} is Avro for "double"
+            items = items.get("type")
+        if not isinstance(items, str) or KINDS.get(items) not in ("number", "integer"):
             raise SchemaError(f"field {name!r}: an array must hold numbers, not {items!r}")
         length = spec.get("modelserving.length", avro_type.get("modelserving.length"))
         if not isinstance(length, int) or length < 1:
@@ -279,11 +299,11 @@ class SchemaRegistry:
         return found
 
     def _fetch(self, schema_id: int) -> DataTypeSchema | None:
-        from confluent_kafka.schema_registry import SchemaRegistryClient
-
-        if self._remote is None:
-            self._remote = SchemaRegistryClient({"url": self.url})
         try:
+            if self._remote is None:
+                from confluent_kafka.schema_registry import SchemaRegistryClient
+
+                self._remote = SchemaRegistryClient({"url": self.url})
             remote = self._remote.get_schema(schema_id)
             return DataTypeSchema.parse(remote.schema_str, schema_id=schema_id)
         except SchemaError:

@@ -31,7 +31,7 @@ from serving.errors import EmptyRecordError, MissingFeatureError, RecordDecodeEr
 from serving.pb.record_pb2 import Record
 from serving.pb.wine_record_pb2 import WineRecord
 from serving.records.base import MAX_RECORD_BYTES
-from serving.records.schema import DataTypeSchema, Field, SchemaRegistry
+from serving.records.schema import DataTypeSchema, Field, SchemaError, SchemaRegistry
 
 AVRO, JSON, PROTOBUF = "avro", "json", "protobuf"
 _WHITESPACE = b" \t\r\n"
@@ -87,7 +87,7 @@ def wire_format(payload: bytes) -> str:
     """``avro``, ``json`` or ``protobuf``, from the first byte (see the module docstring)."""
     if payload[:1] == b"\x00" and len(payload) >= 5:
         return AVRO
-    if payload.lstrip(_WHITESPACE)[:1] == b"{":
+    if payload.removeprefix(b"\xef\xbb\xbf").lstrip(_WHITESPACE)[:1] == b"{":
         return JSON
     return PROTOBUF
 
@@ -177,15 +177,22 @@ def _checked(value: Any, spec: Field) -> Any:
         if isinstance(value, str):
             return value
     elif kind == "integer":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            bits = 32 if spec.avro_type == "int" else 64
+            if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+                raise FieldTypeError(f"field {spec.name!r} is {value}: out of range for {spec.avro_type}")
+            return value
     elif kind == "number":
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
+            try:
+                number = float(value)
+            except OverflowError:  # an int too big for a double (JSON integers have no bound)
+                raise FieldTypeError(f"field {spec.name!r} is {str(value)[:40]}...: out of range") from None
+            if not math.isfinite(number):
                 raise FieldTypeError(f"field {spec.name!r} is {value!r}: not a finite number")
-            return float(value)
+            return number
     elif kind == "array" and isinstance(value, list | tuple):
         numbers = [_checked(v, Field(spec.name, "double", "number")) for v in value]
         if len(numbers) != spec.length:
@@ -196,7 +203,7 @@ def _checked(value: Any, spec: Field) -> Any:
 
 def _json_values(payload: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(payload.decode("utf-8"))
+        document = json.loads(payload.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise RecordDecodeError(f"not a JSON object: {exc}") from exc
     if not isinstance(document, dict):
@@ -208,7 +215,10 @@ def _avro_values(payload: bytes, schema: DataTypeSchema, registry: SchemaRegistr
     import fastavro
 
     schema_id = int.from_bytes(payload[1:5], "big")
-    writer = registry.by_id(schema_id)
+    try:
+        writer = registry.by_id(schema_id)
+    except SchemaError as exc:  # the registry's schema for the id is none the job can serve
+        raise UnknownDataType(f"schema id {schema_id} (Confluent-framed Avro): {exc}") from exc
     if writer is None:
         raise UnknownDataType(f"no schema has id {schema_id} (Confluent-framed Avro)")
     if writer.data_type != schema.data_type:

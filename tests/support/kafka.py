@@ -101,3 +101,22 @@ class Publisher:
         self._stop.set()
         self._thread.join(60)
         return self.sent
+
+
+def send_tracked(settings: KafkaSettings, topic: str, messages: list[tuple[bytes, int]]) -> list[str]:
+    """Produce ``(value, kafka_timestamp)`` pairs in order; each one's ``topic/partition/offset``, as acknowledged."""
+    out = producer(settings)
+    where: dict[int, str] = {}
+
+    def acknowledged(index: int):
+        def on_delivery(err, msg) -> None:
+            assert err is None, err
+            where[index] = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
+
+        return on_delivery
+
+    for i, (value, ts) in enumerate(messages):
+        out.produce(topic, value, timestamp=ts, on_delivery=acknowledged(i))
+        out.poll(0)
+    assert out.flush(30) == 0, "not every message was acknowledged"
+    return [where[i] for i in range(len(messages))]

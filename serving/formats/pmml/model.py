@@ -100,7 +100,7 @@ class PmmlModel(Model):
             input_names = self._pmml.inputNames
         # Each input field by name, with the type its DataDictionary declares: strings and
         # booleans reach the evaluator as values (1.0 for True gives wrong answers, see the notes).
-        declared = _declared_types(text)
+        declared, values = _declared_types(text)
         kinds = [_KIND_OF_TYPE.get(declared.get(name, "double"), "number") for name in input_names]
         try:
             self.bind(list(input_names), kinds=kinds)
@@ -108,6 +108,7 @@ class PmmlModel(Model):
             self.close()
             raise
         self.input_names = list(input_names)
+        self.probe_values = {name: values[name] for name in input_names if name in values}
         if self._compiled is not None:
             self._labels = self._compiled.labels
         else:
@@ -185,19 +186,29 @@ _label_key = label_key
 _KIND_OF_TYPE = {"string": "string", "boolean": "boolean"}
 
 
-def _declared_types(text: str) -> dict[str, str]:
-    """Each DataDictionary field's ``dataType``, by name."""
+def _declared_types(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Each DataDictionary field's ``dataType``, and the first valid ``Value`` of the fields that list them."""
     import xml.etree.ElementTree as ET
 
     try:
         root = ET.fromstring(text)
     except ET.ParseError:
-        return {}
-    return {
-        element.get("name", ""): element.get("dataType", "")
-        for element in root.iter()
-        if element.tag.rsplit("}", 1)[-1] == "DataField"
-    }
+        return {}, {}
+    types: dict[str, str] = {}
+    first_values: dict[str, str] = {}
+    for element in root.iter():
+        if element.tag.rsplit("}", 1)[-1] != "DataField":
+            continue
+        name = element.get("name", "")
+        types[name] = element.get("dataType", "")
+        valid = [
+            v.get("value")
+            for v in element
+            if v.tag.rsplit("}", 1)[-1] == "Value" and v.get("property", "valid") == "valid" and v.get("value")
+        ]
+        if valid and types[name] == "string":
+            first_values[name] = valid[0]
+    return types, first_values
 
 
 def _plain(inputs: np.ndarray) -> list[list[object]]:

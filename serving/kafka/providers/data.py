@@ -1,4 +1,4 @@
-"""The data provider: wine CSV rows as ``WineRecord`` messages on the data topic, at a chosen rate."""
+"""The data providers: wine CSV rows as WineRecords, or any data type's rows in any wire format, at a rate."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ from serving.kafka.providers.common import (
 )
 from serving.kafka.settings import KafkaSettings
 from serving.records import wine
+from serving.records.files import read_rows
+from serving.records.schema import DataTypeSchema
 from serving.records.wine import encode_record
+from serving.records.wire import JSON, encode
 
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError, Message
@@ -70,15 +73,85 @@ def publish_data(
         raise ConfigError(f"count must be 0 or more, got {count}")
     check_data_type(data_type)
     rows = wine.read_wine_csv(csv_path).features
+
+    def message(i: int) -> tuple[bytes, bytes, int]:
+        cycle, row = divmod(i, len(rows))
+        record_id = f"{id_prefix}{row}" if cycle == 0 else f"{id_prefix}{cycle}-{row}"
+        ts = now_ms()
+        return record_id.encode(), encode_record(record_id, rows[row], ts=ts, data_type=data_type), ts
+
     total = len(rows) if count is None else count
-    topic = settings.topics.data
+    return _stream(settings, settings.topics.data, data_type, message, total, rate, progress, stop_event)
+
+
+def publish_records(
+    settings: KafkaSettings,
+    schema: DataTypeSchema,
+    path: str | Path,
+    *,
+    wire_format: str = JSON,
+    rate: float,
+    count: int | None,
+    progress: Callable[[int], None] | None = None,
+    stop_event: threading.Event | None = None,
+) -> int:
+    """Stream the rows of a data file (CSV with a header row, or JSON lines) as records of ``schema``'s data type.
+
+    They go to the data type's own topic, ``data_topic_prefix`` + data type,
+    in ``wire_format`` (``json``, ``avro`` with the Confluent framing and the
+    schema's id, or ``protobuf``). Each is stamped with the time it is sent:
+    the Kafka timestamp, and the schema's timestamp field when it names one.
+    Past the end of the file the rows are sent again; a string id field then
+    gets a ``cycle-`` prefix so ids stay unique.
+
+    Returns:
+        The number of records sent and acknowledged by the broker.
+
+    Raises:
+        Like :func:`publish_data`; InputError also for a row that does not fit the schema.
+    """
+    if rate < 0:
+        raise ConfigError(f"rate must be 0 (unpaced) or more records/s, got {rate}")
+    if count is not None and count < 0:
+        raise ConfigError(f"count must be 0 or more, got {count}")
+    rows = read_rows(path, schema)
+    id_field = schema.field(schema.id_field) if schema.id_field else None
+
+    def message(i: int) -> tuple[bytes | None, bytes, int]:
+        cycle, index = divmod(i, len(rows))
+        values, ts = dict(rows[index]), now_ms()
+        if schema.ts_field:
+            values[schema.ts_field] = ts
+        key = None
+        if id_field is not None:
+            if cycle and id_field.kind == "string":
+                values[id_field.name] = f"{cycle}-{values[id_field.name]}"
+            key = str(values[id_field.name]).encode()
+        return key, encode(values, schema, wire_format, ts=ts), ts
+
+    topic = settings.data_topic_prefix + schema.data_type
+    total = len(rows) if count is None else count
+    return _stream(settings, topic, schema.data_type, message, total, rate, progress, stop_event)
+
+
+def _stream(
+    settings: KafkaSettings,
+    topic: str,
+    data_type: str,
+    message: Callable[[int], tuple[bytes | None, bytes, int]],
+    total: int,
+    rate: float,
+    progress: Callable[[int], None] | None,
+    stop_event: threading.Event | None,
+) -> int:
+    """Send ``message(i)`` (key, value, Kafka timestamp) for i in 0..total-1 at ``rate``; what was acknowledged."""
     prod = provider_producer(settings)
     require_topic(prod, settings, topic)
     failures: list[str] = []
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:
         if err is not None:
-            failures.append(f"{msg.key().decode(errors='replace')}: {err.str()}")
+            failures.append(f"{(msg.key() or b'').decode(errors='replace')}: {err.str()}")
 
     interval = 1.0 / rate if rate > 0 else 0.0
     started = time.monotonic()
@@ -92,10 +165,8 @@ def publish_data(
                 delay = started + i * interval - time.monotonic()
                 if delay > 0.001:
                     time.sleep(delay)
-            cycle, row = divmod(i, len(rows))
-            record_id = f"{id_prefix}{row}" if cycle == 0 else f"{id_prefix}{cycle}-{row}"
-            value = encode_record(record_id, rows[row], ts=now_ms(), data_type=data_type)
-            produce_with_backpressure(prod, topic, value, key=record_id.encode(), on_delivery=on_delivery)
+            key, value, ts = message(i)
+            produce_with_backpressure(prod, topic, value, key=key, on_delivery=on_delivery, timestamp=ts)
             if failures:
                 break
             sent += 1

@@ -50,3 +50,17 @@ def test_a_string_field_the_schema_has_as_a_number_is_refused_by_name(tmp_path):
 
     with pytest.raises(ModelSchemaError, match="purpose is number, read as string"):
         load_model(descriptor_from_path(trained.pmml, "pmml", data_type="loans"), columns=schema.columns)
+
+
+def test_without_an_example_the_probe_row_uses_categories_the_model_declares(tmp_path):
+    from serving.core.admission import validate
+
+    trained = export("logistic", tmp_path)
+    schema = DataTypeSchema.parse(LOANS)  # no modelserving.example
+    model = load_model(descriptor_from_path(trained.pmml, "pmml", data_type="loans"), columns=schema.columns)
+    try:
+        assert model.probe_values["purpose"] in {"car", "home", "education", "business"}
+        assert model.probe_values["region"] in {"north", "south", "east", "west"}
+        validate(model, schema)  # an empty string is no category: the probe scored NaN and rejected the model
+    finally:
+        model.close()
