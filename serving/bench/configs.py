@@ -41,6 +41,8 @@ class BenchConfig:
         model_path: the model published before the data; None for ``passthrough``.
         model_type: its type name (``tensorflow``, ``pmml``); None without a model.
         plain_batch: the plain loop's batch: up to this many records per poll and ``score_batch`` call.
+        data_format: ``wine`` (``WineRecord`` protobufs on the wine topic) or ``json`` (the same rows as
+            JSON records of a declared data type, on its own topic: the generic path).
     """
 
     name: str
@@ -49,6 +51,7 @@ class BenchConfig:
     model_path: Path | None
     model_type: str | None
     plain_batch: int = 1
+    data_format: str = "wine"
 
     @property
     def model_label(self) -> str:
@@ -72,6 +75,8 @@ CONFIGS: dict[str, BenchConfig] = {
         BenchConfig("keyed-pmml", "flink", "keyed", PMML_FOREST, "pmml"),
         BenchConfig("partitioned-tf", "flink", "partitioned", TF_GRAPH, "tensorflow"),
         BenchConfig("partitioned-pmml", "flink", "partitioned", PMML_FOREST, "pmml"),
+        BenchConfig("keyed-json-tf", "flink", "keyed", TF_GRAPH, "tensorflow", data_format="json"),
+        BenchConfig("partitioned-json-tf", "flink", "partitioned", TF_GRAPH, "tensorflow", data_format="json"),
         BenchConfig("plain-tf", "plain", None, TF_GRAPH, "tensorflow"),
         BenchConfig("plain-pmml", "plain", None, PMML_FOREST, "pmml"),
         BenchConfig("plain-batch-tf", "plain", None, TF_GRAPH, "tensorflow", PLAIN_BATCH),

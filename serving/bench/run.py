@@ -43,6 +43,7 @@ from pathlib import Path
 from serving.bench.configs import BENCH_VERSION, SWAP_VERSION, BenchConfig, BenchError, BenchPlan
 from serving.bench.measures import check_ids, latency_summary, steady_throughput
 from serving.bench.reader import Arrival, ResultReader
+from serving.bench.records import RecordSource
 from serving.bench.report import BenchResult, format_measure
 from serving.clock import now_ms
 from serving.kafka.clients import (
@@ -56,7 +57,6 @@ from serving.kafka.settings import KafkaSettings, Topics
 from serving.logs import get_logger
 from serving.ops.jobprocess import LocalJob, ProcessGroup, kafka_env
 from serving.records import wine
-from serving.records.wine import encode_record
 
 log = get_logger("bench")
 
@@ -76,7 +76,9 @@ TOPIC_CONFIG = {"results": {"message.timestamp.type": "LogAppendTime"}}
 TOPIC_PARTITIONS = {"models": 1}
 
 
-def publish_model(settings: KafkaSettings, config: BenchConfig, version: str = BENCH_VERSION) -> int:
+def publish_model(
+    settings: KafkaSettings, config: BenchConfig, version: str = BENCH_VERSION, data_type: str = wine.DATA_TYPE
+) -> int:
     """Publish ``config``'s model as ``version`` with ``created_at`` now; returns ``created_at``.
 
     Raises:
@@ -87,18 +89,21 @@ def publish_model(settings: KafkaSettings, config: BenchConfig, version: str = B
 
     if config.model_path is None or config.model_type is None:
         raise BenchError(f"configuration {config.name} has no model to publish")
-    return publish(settings, config.model_path, config.model_type, version=version).created_at
+    return publish(settings, config.model_path, config.model_type, version=version, data_type=data_type).created_at
 
 
-def preload(settings: KafkaSettings, count: int, not_before_ms: int, prefix: str = "t") -> list[str]:
+def preload(
+    settings: KafkaSettings, source: RecordSource, count: int, not_before_ms: int, prefix: str = "t"
+) -> list[str]:
     """Send ``count`` records (the wine rows, cycled) stamped now but after ``not_before_ms``; returns the ids."""
     while now_ms() <= not_before_ms:
         time.sleep(0.002)
-    return _send_records(settings, count, prefix, producer(settings))
+    return _send_records(source, count, prefix, producer(settings))
 
 
 def send_paced(
     settings: KafkaSettings,
+    source: RecordSource,
     count: int,
     rate: float,
     progress: Callable[[int], None],
@@ -110,13 +115,13 @@ def send_paced(
     ``halfway`` is called once, after half of the records were sent (the swap).
     """
     # linger 0: each paced record leaves at once, so its latency is not spent in the producer.
-    ids = _send_records(settings, count, prefix, producer(settings, **{"linger.ms": 0}), rate, progress, halfway)
+    ids = _send_records(source, count, prefix, producer(settings, **{"linger.ms": 0}), rate, progress, halfway)
     progress(count)
     return ids
 
 
 def _send_records(
-    settings: KafkaSettings,
+    source: RecordSource,
     count: int,
     prefix: str,
     sink,
@@ -124,8 +129,7 @@ def _send_records(
     progress: Callable[[int], None] | None = None,
     halfway: Callable[[], None] | None = None,
 ) -> list[str]:
-    """Produce ``count`` wine records with ``sink``, unpaced when ``rate`` is None; flush; return the ids."""
-    rows = wine.read_wine_csv(wine.reference_csv()).features
+    """Produce ``count`` records of ``source`` with ``sink``, unpaced when ``rate`` is None; flush; return the ids."""
     ids = []
     started = time.monotonic()
     for i in range(count):
@@ -135,18 +139,20 @@ def _send_records(
             if delay > 0:
                 time.sleep(delay)
         record_id = f"{prefix}{i}"
-        record = encode_record(record_id, rows[i % len(rows)], ts=now_ms())
-        produce_with_backpressure(sink, settings.topics.data, record)
+        ts = now_ms()
+        produce_with_backpressure(sink, source.topic, source.encode(record_id, i, ts), timestamp=ts)
         ids.append(record_id)
         if progress is not None and i % 50 == 0:
             progress(i)
         if halfway is not None and i == count // 2:
             halfway()
-    flush_or_raise(sink, settings.topics.data)
+    flush_or_raise(sink, source.topic)
     return ids
 
 
-def start_child(config: BenchConfig, plan: BenchPlan, settings: KafkaSettings, work_dir: Path) -> ProcessGroup:
+def start_child(
+    config: BenchConfig, plan: BenchPlan, settings: KafkaSettings, work_dir: Path, job_args: Sequence[str] = ()
+) -> ProcessGroup:
     """Start the job (or the plain worker) for ``config``; its log is ``work_dir/<name>.log``."""
     if config.runner == "plain":
         args = [
@@ -167,7 +173,7 @@ def start_child(config: BenchConfig, plan: BenchPlan, settings: KafkaSettings, w
         checkpoint_interval_ms=plan.checkpoint_interval_ms,
         idle_flush_ms=plan.idle_flush_ms,
         name=config.name,
-        job_args=plan.job_args,
+        job_args=(*plan.job_args, *job_args),
     )
 
 
@@ -213,8 +219,10 @@ def run_config(
             "topics": bench_topics(config, suffix),
             "group_id": f"bench-{config.name}-{suffix}",
             "transactional_id_prefix": f"bench-{config.name}-{suffix}",
+            "data_topic_prefix": f"bench-{config.name}-{suffix}-data.",
         }
     )
+    source = RecordSource(settings, config.data_format)
     parallelism = plan.parallelism if config.runner == "flink" else 1
     result = BenchResult(config, parallelism, plan.records, plan.latency_records)
     result.job_args = plan.job_args if config.runner == "flink" else ()
@@ -232,13 +240,17 @@ def run_config(
             partitions_by_role=TOPIC_PARTITIONS,
             config_by_role=TOPIC_CONFIG,
         )
-        model_at = publish_model(settings, config) if config.model_path is not None else now_ms()
+        if source.topic != settings.topics.data:
+            create_topics(settings, {"records": source.topic}, max(plan.parallelism, 1))
+        model_at = now_ms()
+        if config.model_path is not None:
+            model_at = publish_model(settings, config, data_type=source.data_type)
         progress(f"{config.name}: pre-loading", 0, plan.records)
-        sent = preload(settings, plan.records, model_at)
+        sent = preload(settings, source, plan.records, model_at)
         progress(f"{config.name}: pre-loading", len(sent), plan.records)
         reader.start()
         started_ms = now_ms()
-        child = start_child(config, plan, settings, work_dir)
+        child = start_child(config, plan, settings, work_dir, source.job_args(work_dir))
         problem = _wait(
             reader,
             child,
@@ -253,9 +265,12 @@ def run_config(
             total = plan.records + plan.latency_records
             swap = None
             if plan.swap and config.runner == "flink" and config.model_path is not None:
-                swap = lambda: swapped_at.append(publish_model(settings, config, SWAP_VERSION))  # noqa: E731
+                swap = lambda: swapped_at.append(  # noqa: E731
+                    publish_model(settings, config, SWAP_VERSION, source.data_type)
+                )
             sent += send_paced(
                 settings,
+                source,
                 plan.latency_records,
                 plan.latency_rate,
                 lambda n: progress(f"{config.name}: latency (sending)", n, plan.latency_records),
@@ -277,7 +292,8 @@ def run_config(
         reader.stop()
         if child is not None:
             child.stop()
-        for topic, error in delete_topics(settings, settings.topics.all().values()).items():
+        topics = {*settings.topics.all().values(), source.topic}
+        for topic, error in delete_topics(settings, topics).items():
             # The run's figures stand without the clean-up.
             log.warning("topic not deleted", extra={"topic": topic, "error": error})
     _measure(result, reader, sent, plan, swapped_at[0] if swapped_at else None)

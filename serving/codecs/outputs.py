@@ -82,6 +82,8 @@ def result_to_json(result: ServingResult) -> str:
     }
     if result.probabilities:
         out["probabilities"] = list(result.probabilities)
+    if result.labels:
+        out["labels"] = list(result.labels)
     if result.error:
         out["error"] = result.error
     return json.dumps(out)

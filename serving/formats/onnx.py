@@ -38,13 +38,20 @@ class OnnxModel(Model):
         graph_inputs = self._session.get_inputs()
         self._outputs = [o.name for o in self._session.get_outputs()]
         if len(graph_inputs) == 1:
-            # One [N, F] tensor: its columns named by metadata feature_names, or all the features in order.
+            # One [N, F] tensor: its columns named by feature_names (the descriptor's metadata, else the
+            # ONNX model's own metadata_props, where a data scientist can put them), or all features in order.
             (first_input,) = graph_inputs
             self.input_name = first_input.name
             self.input_dtype = np.dtype(_NUMPY_TYPES.get(first_input.type, np.float32))
             width = first_input.shape[-1] if first_input.shape else None
             self._feeds = None
-            self.bind(metadata_list(descriptor, "feature_names"), width=width if isinstance(width, int) else None)
+            names = metadata_list(descriptor, "feature_names")
+            if names is None:
+                props = self._session.get_modelmeta().custom_metadata_map
+                names = (
+                    tuple(n.strip() for n in props["feature_names"].split(",")) if props.get("feature_names") else None
+                )
+            self.bind(names, width=width if isinstance(width, int) else None)
         else:
             # One [N, 1] tensor per input, each named after the field it reads (strings as strings).
             self.input_name = ""

@@ -241,3 +241,23 @@ def test_sweep_pairs_parse_and_bad_ones_are_one_line_errors():
     for bad in ["", "100", "100:x", "0:10", "10:0", "1:2:3"]:
         with pytest.raises(ConfigError, match="--sweep"):
             parse_sweep(bad)
+
+
+def test_the_json_configurations_send_wine_rows_as_records_of_their_own_data_type():
+    """keyed-json-tf measures the generic path: JSON on data.<type>, decoded by its schema to wine's values."""
+    from serving.bench.records import JSON_DATA_TYPE, RecordSource
+    from serving.kafka.settings import KafkaSettings
+    from serving.records.schema import SchemaRegistry
+    from serving.records.wine import FEATURE_NAMES, read_wine_csv, reference_csv
+    from serving.records.wire import Coordinates, decode
+
+    settings = KafkaSettings.load(bootstrap_servers="127.0.0.1:1", data_topic_prefix="b-data.")
+    source = RecordSource(settings, "json")
+    assert source.topic == "b-data.winejson" and source.data_type == JSON_DATA_TYPE
+    payload = source.encode("t7", 7, ts=123)
+    record = decode(payload, JSON_DATA_TYPE, SchemaRegistry([source.schema]), Coordinates("b-data.winejson", 0, 9, 456))
+    row = read_wine_csv(reference_csv()).features[7]
+    assert record.id == "t7" and record.ts == 456  # no time field: the Kafka timestamp
+    assert len(FEATURE_NAMES) == len(source.schema.features) == 11
+    assert [record.values[f.name] for f in source.schema.features] == [float(v) for v in row]
+    assert RecordSource(settings, "wine").topic == settings.topics.data
