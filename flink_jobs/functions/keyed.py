@@ -75,14 +75,22 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
         self.pending = runtime_context.get_list_state(PENDING_MODELS)
         self.schema = runtime_context.get_state(SCHEMA)
         self.awaiting = runtime_context.get_list_state(AWAITING_SCHEMA)
-        self._synced: dict[str, bytes] = {}
+        self._synced: set[str] = set()  # keys whose stored schema is in the registry
 
     def sync_schemas(self, ctx) -> None:
-        """Add this data type's published schema (kept in state) to the registry, once per change."""
-        key, raw = ctx.get_current_key(), self.schema.value()
-        if raw is not None and self._synced.get(key) != bytes(raw):
+        """Add this data type's published schema (kept in state) to the registry, once per key.
+
+        Once per key is enough: a new version reaches this instance through
+        :meth:`process_element2`, which updates the registry itself. Reading
+        the state per record cost a quarter of the keyed job's throughput.
+        """
+        key = ctx.get_current_key()
+        if key in self._synced:
+            return
+        raw = self.schema.value()
+        if raw is not None:
             self.registry.add(DataTypeSchema.from_message(bytes(raw)))
-            self._synced[key] = bytes(raw)
+        self._synced.add(key)
 
     def process_element1(self, value, ctx):
         """A data record: check it, then buffer it until the watermark passes it."""
@@ -98,7 +106,7 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
             schema = yield from self.schema_arrived(value, self.registry.get(data_type), models)
             if schema is not None:
                 self.schema.update(schema.to_message())
-                self._synced[data_type] = schema.to_message()
+                self._synced.add(data_type)
                 waiting = [bytes(raw) for raw in self.awaiting.get() or []]
                 self.awaiting.clear()
                 for payload in waiting:

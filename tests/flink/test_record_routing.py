@@ -20,7 +20,7 @@ LONG_MIN = -(2**63)
 class _Fields:
     def __call__(self, row) -> str:
         record = row[1]
-        return f"{row[0]}|{record.data_type}|{record.id}|{record.ts}|{len(record.payload)}"
+        return f"{row[0]}|{record.data_type}|{record.id}|{record.ts}|{len(record.payload)}|{record.topic}"
 
 
 def route(
@@ -31,13 +31,14 @@ def route(
     topic: str = "",
     kafka_ts: int = LONG_MIN,
     prefix: str = "",
+    with_topic: bool = False,
 ) -> list[list[str]]:
     env = create_environment(JobSettings(parallelism=1))
     rows = [Row(topic, 0, offset, kafka_ts, p) for offset, p in enumerate(payloads)]
     source = env.from_collection(rows, type_info=KAFKA_RECORD)
     routed = routed_records(source, 0, buckets, max_future_skew_ms, prefix)
     with routed.map(_Fields(), output_type=Types.STRING()).execute_and_collect() as rows:
-        return [row.split("|") for row in rows]
+        return [row.split("|")[:5] for row in rows] if not with_topic else [row.split("|") for row in rows]
 
 
 def test_valid_records_are_keyed_and_timestamped_as_protobuf_reads_them(wine_data):
@@ -106,3 +107,11 @@ def test_a_data_topic_names_the_data_type_and_json_or_avro_keep_the_kafka_coordi
     # On a topic that names no data type, a JSON record cannot be routed: empty data type, Kafka time.
     [[key, data_type, record_id, ts, _]] = route([json_record], 0, topic="wine-data", kafka_ts=5, prefix="data.")
     assert (key, data_type, record_id, ts) == ("", "", "wine-data/0/0", "5")
+
+
+def test_only_records_without_an_id_of_their_own_carry_their_topic_into_python():
+    """The topic is a string per record across the JVM-Python boundary: sent only where the id is made of it."""
+    own_id = encode_record("r-1", [0.5] * 11, ts=7)
+    no_id = b'{"sepal_length": 5.1}'
+    got = route([own_id, no_id], 0, topic="data.iris", kafka_ts=9, prefix="data.", with_topic=True)
+    assert [(row[2], row[5]) for row in got] == [("r-1", ""), ("data.iris/0/1", "data.iris")]

@@ -19,6 +19,9 @@ import org.apache.flink.types.Row;
  *   <li>the id: field 1 of such a message, else {@code topic/partition/offset}.
  * </ul>
  *
+ * <p>The row carries the topic only for records without an id of their own: Python needs it
+ * there for the id and for dead letters, and a string per record is not free across the boundary.
+ *
  * <p>A message is protobuf unless its first byte says Avro (0, the Confluent framing) or JSON
  * ({@code {}). The key is the data type ({@code buckets == 0}) or {@code crc32(id) % buckets}, as
  * Python's {@code zlib.crc32} computes it. Protobuf bytes that do not parse, on a topic that names
@@ -77,11 +80,15 @@ public final class RecordRouting implements MapFunction<Row, Row> {
                 }
             }
         }
+        // A record with its own id needs no topic in Python: leave it out of every row that crosses over.
+        String where = topic;
         if (id.isEmpty()) {
             id = topic.isEmpty() ? Long.toString(offset) : topic + "/" + partition + "/" + offset;
+        } else {
+            where = "";
         }
         return Row.of(
-                key(id, dataType), row(dataType, id, range.orNone(ts), payload, topic, partition, offset, kafkaTs));
+                key(id, dataType), row(dataType, id, range.orNone(ts), payload, where, partition, offset, kafkaTs));
     }
 
     private static Row row(
