@@ -24,6 +24,7 @@ from serving.formats import parse_descriptor
 from serving.logs import get_logger
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
+from serving.pb.wine_record_pb2 import WineRecord
 from serving.records import bundled_schemas
 from serving.records.base import Record
 from serving.records.schema import DataTypeSchema, SchemaRegistry
@@ -63,7 +64,8 @@ def take_in(
         return None
     if decoded is None:
         return Entry(value.ts, value.data_type, where, payload, checked=False)
-    return Entry(decoded.ts, decoded.data_type, where, payload, checked=True)
+    wine = decoded if isinstance(decoded, WineRecord) and decoded.id else None
+    return Entry(decoded.ts, decoded.data_type, where, payload, checked=True, wine=wine)
 
 
 def validated(

@@ -8,8 +8,10 @@ when it is due::
     0x01 | ts (8) | kafka ts (8) | partition (4) | offset (8) | checked (1)
          | len (2) + data type | len (2) + topic | the record's bytes
 
-Entries written before schemas existed are still read: ``0x00 | ts (8) |
-WineRecord bytes`` (issue 8), and bare ``WineRecord`` bytes before that.
+A checked ``WineRecord`` with its own id needs none of that header, and the
+wine path is the hot one: it keeps the short format of issue 8, ``0x00 | ts
+(8) | WineRecord bytes``. Bare ``WineRecord`` bytes (before issue 8) are
+still read.
 """
 
 from __future__ import annotations
@@ -34,17 +36,35 @@ class Entry:
     where: Coordinates
     payload: bytes
     checked: bool = False
+    #: The payload parsed, for a checked ``WineRecord`` with its own id: kept in the short format
+    #: (``0x00 | ts | bytes``) and not parsed twice when read back.
+    wine: WineRecord | None = None
 
 
 def encode_entry(entry: Entry) -> bytes:
-    """The bytes a buffer keeps for ``entry``."""
+    """The bytes a buffer keeps for ``entry`` (a checked ``WineRecord``: the short format)."""
+    if entry.wine is not None:
+        return b"".join((_V1, entry.ts.to_bytes(8, "big", signed=True), entry.payload))
     where = entry.where
-    data_type, topic = entry.data_type.encode(), where.topic.encode()
+    names = _NAMES.get((entry.data_type, where.topic))
+    if names is None:
+        names = _names(entry.data_type, where.topic)
     kafka_ts = where.timestamp if where.timestamp is not None else _NO_TIME
-    head = _HEAD.pack(entry.ts, kafka_ts, where.partition, where.offset, entry.checked)
     return b"".join(
-        (_V2, head, len(data_type).to_bytes(2, "big"), data_type, len(topic).to_bytes(2, "big"), topic, entry.payload)
+        (_V2, _HEAD.pack(entry.ts, kafka_ts, where.partition, where.offset, entry.checked), names, entry.payload)
     )
+
+
+#: (data type, topic) -> their length-prefixed bytes: the same few pairs come with every record.
+_NAMES: dict[tuple[str, str], bytes] = {}
+
+
+def _names(data_type: str, topic: str) -> bytes:
+    encoded = [name.encode() for name in (data_type, topic)]
+    names = b"".join(len(name).to_bytes(2, "big") + name for name in encoded)
+    if len(_NAMES) < 4096:  # topics are few; a bound all the same
+        _NAMES[(data_type, topic)] = names
+    return names
 
 
 def entry_ts(raw: bytes) -> int:
@@ -70,4 +90,4 @@ def decode_entry(raw: bytes) -> Entry:
         return Entry(ts, data_type, where, payload, checked)
     payload = raw[9:] if raw[:1] == _V1 else raw
     record = WineRecord.FromString(payload)
-    return Entry(record.ts, record.data_type, Coordinates(), payload, checked=True)  # validated when they came
+    return Entry(record.ts, record.data_type, Coordinates(), payload, checked=True, wine=record)  # checked on arrival

@@ -21,11 +21,10 @@ from serving.core.timeline import assign
 from serving.errors import InputError, InputRangeError, ServingError
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.serving_result_pb2 import ServingResult
-from serving.pb.wine_record_pb2 import WineRecord
 from serving.records.base import Record, check_timestamp
 from serving.records.features import feature_matrix
 from serving.records.schema import DataTypeSchema, SchemaRegistry
-from serving.records.wire import NOWHERE, PROTOBUF, Coordinates, UnknownDataType, decode, wire_format
+from serving.records.wire import NOWHERE, Coordinates, UnknownDataType, decode
 from serving.settings import ServingOptions
 
 NO_MODEL = "no model"
@@ -90,9 +89,8 @@ def decode_entries(
     letters: list[DeadLetter] = []
     waiting: list[Entry] = []
     for entry in entries:
-        if entry.checked and _is_wine_record(entry, registry):
-            # Checked when it came: parse only (the wine fast path).
-            records.append(WineRecord.FromString(entry.payload))
+        if entry.wine is not None:  # checked when it came, parsed when read back: the wine fast path
+            records.append(entry.wine)
             continue
         decoded = decode_data(entry.payload, options, entry.data_type, registry, entry.where)
         if decoded is None:
@@ -115,14 +113,6 @@ def decode_entries(
         else:
             records.append(decoded)
     return records, letters, waiting
-
-
-def _is_wine_record(entry: Entry, registry: SchemaRegistry) -> bool:
-    """Whether ``entry`` holds ``WineRecord`` bytes: protobuf of a data type read as WineRecord (or with no schema)."""
-    if wire_format(entry.payload) != PROTOBUF:
-        return False
-    schema = registry.get(entry.data_type)
-    return schema is None or schema.protobuf == "WineRecord"
 
 
 def score_due(

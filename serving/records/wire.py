@@ -18,6 +18,7 @@ typed error naming the field. Extra fields are ignored.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -120,13 +121,9 @@ def decode(
     if schema is None:
         if fmt != PROTOBUF:
             raise UnknownDataType(f"no schema for data type {data_type!r}")
-        from serving.records.wine import decode_record
-
-        return decode_record(payload, max_bytes=max_bytes)
+        return _wine_decoder()(payload, max_bytes=max_bytes)
     if fmt == PROTOBUF and schema.protobuf == "WineRecord":
-        from serving.records.wine import decode_record
-
-        return decode_record(payload, max_bytes=max_bytes)
+        return _wine_decoder()(payload, max_bytes=max_bytes)
     if fmt == AVRO:
         values = _avro_values(payload, schema, registry)
         record_id, ts = None, None
@@ -151,6 +148,14 @@ def decode(
     if ts is None:
         raise RecordDecodeError(f"record of {data_type!r} has no event time (no timestamp field, no Kafka timestamp)")
     return DataRecord(record_id or where.record_id(), data_type, int(ts), checked, payload, where)
+
+
+@functools.cache
+def _wine_decoder():
+    """``serving.records.wine.decode_record``, imported on first use (generic code does not load wine)."""
+    from serving.records.wine import decode_record
+
+    return decode_record
 
 
 def check_values(values: Mapping[str, Any], schema: DataTypeSchema) -> dict[str, Any]:

@@ -28,6 +28,18 @@ def test_buffer_entries_carry_ts_data_type_and_coordinates_back(wine_data):
     assert decode_entry(encode_entry(unchecked)) == unchecked
 
 
+def test_a_checked_wine_record_is_kept_short_and_read_back_parsed(wine_data):
+    """The hot path: 0x00 | ts | bytes (no coordinates, it has its own id), parsed once when read back."""
+    payload = encode_record("r7", wine_data.features[0], ts=42)
+    entry = Entry(42, "wine", Coordinates(), payload, checked=True, wine=decode_record(payload))
+    raw = encode_entry(entry)
+    assert raw == b"\x00" + (42).to_bytes(8, "big", signed=True) + payload
+    back = decode_entry(raw)
+    assert (
+        back.wine is not None and back.wine.id == "r7" and (back.ts, back.payload, back.checked) == (42, payload, True)
+    )
+
+
 def test_buffers_written_before_schemas_still_read(wine_data):
     payload = encode_record("old", wine_data.features[1], ts=1234)
     for legacy in (payload, b"\x00" + (1234).to_bytes(8, "big", signed=True) + payload):
