@@ -20,14 +20,14 @@ import struct
 from dataclasses import dataclass
 
 from serving.pb.wine_record_pb2 import WineRecord
-from serving.records.wire import Coordinates
+from serving.records.wire import NOWHERE, Coordinates
 
 _V1, _V2 = b"\x00", b"\x01"
 _HEAD = struct.Struct(">qqiq?")
 _NO_TIME = -(2**63)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made twice per record: not frozen, whose __init__ costs several times more
 class Entry:
     """A waiting record: its event time, data type, where it came from, its bytes, and whether it was checked."""
 
@@ -90,4 +90,4 @@ def decode_entry(raw: bytes) -> Entry:
         return Entry(ts, data_type, where, payload, checked)
     payload = raw[9:] if raw[:1] == _V1 else raw
     record = WineRecord.FromString(payload)
-    return Entry(record.ts, record.data_type, Coordinates(), payload, checked=True, wine=record)  # checked on arrival
+    return Entry(record.ts, record.data_type, NOWHERE, payload, True, record)  # checked on arrival
