@@ -5,10 +5,11 @@ Flink-free and Kafka-free. :class:`Monitor` folds the messages of two topics
 (see :mod:`serving.observability.views`):
 
 * the stats topic carries ``ModelStats`` snapshots. Each is cumulative for one
-  (instance, data type, name, version): the latest snapshot of an instance
-  replaces its earlier ones (the largest ``usage`` wins, since usage only
-  grows), and the latest snapshots of all instances are combined with
-  :meth:`serving.core.stats.ModelServingStats.merge`;
+  (instance, data type, name, version): the latest snapshot of an instance (by
+  ``emitted_at``) replaces its earlier ones, a later one with a lower count is
+  a counter reset (its earlier run is carried, so totals never go down), and
+  the instances are combined with :meth:`serving.core.stats.ModelServingStats.merge`.
+  Records/s is measured over a stated window (see :mod:`serving.observability.rates`);
 * the model-events topic carries ``ModelEvent`` messages: ``ACCEPTED`` (the
   model is known), ``REJECTED`` (with the reason), ``DUPLICATE`` (a replay,
   counted).
@@ -30,7 +31,6 @@ that share a :class:`Monitor` between threads hold a lock around it.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ from serving.core.model import ModelType
 from serving.core.stats import ModelServingStats
 from serving.errors import ServingError
 from serving.observability.messages import MalformedMessage, parse_event, parse_stats
+from serving.observability.rates import RATE_WINDOW_MS, InstanceStats, Series, combined
 from serving.observability.views import Counters, HistoryEntry, ModelStateView, ModelView, SeriesPoint, StateView
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
@@ -50,10 +51,8 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 STATUSES = (SERVING, RETIRED, ACCEPTED, REJECTED)
 
-#: Points of the throughput/latency series kept per data type (one per second with stats).
-SERIES_POINTS = 900
-#: Series points are bucketed to this many milliseconds, so a burst of snapshots is one point.
-SERIES_BUCKET_MS = 1000
+#: Points of the throughput/latency series kept per data type (one per second with stats: an hour at least).
+SERIES_POINTS = 3600
 
 _Message = TypeVar("_Message", ModelStats, ModelEvent)
 
@@ -65,13 +64,6 @@ class UnknownDataType(ServingError):
 
 
 @dataclass
-class _Instance:
-    stats: ModelServingStats
-    emitted_at: int
-    previous: tuple[int, int] | None = None  # (usage, emitted_at) of the snapshot before
-
-
-@dataclass
 class _Model:
     data_type: str
     name: str
@@ -79,14 +71,14 @@ class _Model:
     seq: int
     model_type: str = ""
     description: str = ""
-    instances: dict[str, _Instance] = field(default_factory=dict)
+    instances: dict[str, InstanceStats] = field(default_factory=dict)
     accepted_at: int | None = None
     rejected_at: int | None = None
     reason: str = ""
     duplicates: int = 0
 
     def merged(self) -> ModelServingStats | None:
-        stats = [i.stats for i in self.instances.values()]
+        stats = [i.cumulative() for i in self.instances.values()]
         if not stats:
             return None
         merged = stats[0]
@@ -96,7 +88,7 @@ class _Model:
 
     @property
     def usage(self) -> int:
-        return sum(i.stats.usage for i in self.instances.values())
+        return sum(i.cumulative().usage for i in self.instances.values())
 
     @property
     def started(self) -> bool:
@@ -130,7 +122,7 @@ class Monitor:
 
     def __init__(self, series_points: int = SERIES_POINTS) -> None:
         self._models: dict[tuple[str, str, str], _Model] = {}
-        self._series: dict[str, list[tuple[int, int, int]]] = {}  # data type -> [(bucket t, usage, duration ns)]
+        self._series: dict[str, Series] = {}
         self._series_points = series_points
         self._seq = 0
         self.counters = Counters(**dict.fromkeys(Counters.model_fields, 0))
@@ -154,17 +146,18 @@ class Monitor:
         model.description = model.description or stats.description
         current = model.instances.get(message.instance)
         if current is None:
-            model.instances[message.instance] = _Instance(stats, message.emitted_at)
-        elif stats.usage > current.stats.usage:
-            previous = (current.stats.usage, current.emitted_at)
-            model.instances[message.instance] = _Instance(stats, message.emitted_at, previous)
-        elif stats.usage == current.stats.usage and message.emitted_at >= current.emitted_at:
-            # Same count, a later snapshot (e.g. the periodic one): keep its time, and what came before.
-            model.instances[message.instance] = _Instance(stats, message.emitted_at, current.previous)
+            model.instances[message.instance] = InstanceStats.first(stats, message.emitted_at)
+            added: tuple[int, int, bool] | None = (stats.usage, stats.total_duration_ns, True)
         else:
+            resets = current.resets
+            added = current.add(stats, message.emitted_at)
+            self.counters.counter_resets += current.resets - resets
+        if added is None:
             self.counters.stale_stats += 1
             return
-        self._add_point(message.data_type, message.emitted_at)
+        records, duration_ns, unmeasured = added  # a first snapshot, or the first after a reset
+        series = self._series.setdefault(message.data_type, Series(self._series_points))
+        series.add(message.emitted_at, records, duration_ns, measured=not unmeasured)
 
     def add_event(self, event: ModelEvent) -> None:
         """Account for one validated model event (see :func:`parse_event`)."""
@@ -242,23 +235,20 @@ class Monitor:
         ]
 
     def series(self, data_type: str) -> list[SeriesPoint]:
-        """Throughput and latency of ``data_type`` between consecutive stats times (bucketed to 1 s).
+        """Throughput and latency of ``data_type`` over time: 1 s buckets, each with rates over the 10 s before it.
 
         Raises:
             UnknownDataType: no stats and no model event name ``data_type``.
         """
         self._known(data_type)
-        points = []
-        previous = None
-        for t, usage, duration in self._series.get(data_type, []):
-            rate = latency = None
-            if previous is not None:
-                dt_ms, d_usage, d_duration = t - previous[0], usage - previous[1], duration - previous[2]
-                rate = max(d_usage, 0) * 1000 / dt_ms if dt_ms > 0 else None
-                latency = d_duration / d_usage if d_usage > 0 else None
-            points.append(SeriesPoint(t=t, usage=usage, records_per_second=rate, mean_duration_ns=latency))
-            previous = (t, usage, duration)
-        return points
+        series = self._series.get(data_type)
+        points = series.points(RATE_WINDOW_MS) if series is not None else []
+        return [
+            SeriesPoint(
+                t=p.t, usage=p.usage, records_per_second=p.records_per_second, mean_duration_ns=p.mean_duration_ns
+            )
+            for p in points
+        ]
 
     # ----------------------------------------------------------------- internals
 
@@ -337,6 +327,7 @@ class Monitor:
             rejected_at=model.rejected_at,
             reason=model.reason,
             usage=model.usage,
+            total_duration_ns=sum(i.cumulative().total_duration_ns for i in model.instances.values()),
         )
 
     def _state_view(self, model: _Model, status: _Status) -> ModelStateView:
@@ -344,6 +335,8 @@ class Monitor:
         assert merged is not None  # a serving model has stats
         updated = model.updated_at
         lifetime_ms = (updated - merged.since) if updated is not None and merged.since else 0
+        rates = [r for r in (i.rate(RATE_WINDOW_MS) for i in model.instances.values()) if r is not None]
+        rate = combined(rates)
         return ModelStateView(
             name=model.name,
             version=model.version,
@@ -356,38 +349,13 @@ class Monitor:
             mean_duration_ns=merged.mean_duration_ns,
             min_duration_ns=merged.min_duration_ns,
             max_duration_ns=merged.max_duration_ns,
-            records_per_second=_finite(sum(_instance_rate(i) for i in model.instances.values())),
+            records_per_second=_finite(rate.records_per_second if rate is not None else 0.0),
+            rate_window_ms=rate.window_ms if rate is not None else 0,
             mean_records_per_second=_finite(merged.usage * 1000 / lifetime_ms if lifetime_ms > 0 else 0.0),
             instances=len(model.instances),
+            restarts=sum(i.resets for i in model.instances.values()),
             updated_at=updated,
         )
-
-    def _add_point(self, data_type: str, emitted_at: int) -> None:
-        models = [m for m in self._models.values() if m.data_type == data_type]
-        usage = sum(m.usage for m in models)
-        duration = sum(i.stats.total_duration_ns for m in models for i in m.instances.values())
-        bucket = emitted_at - emitted_at % SERIES_BUCKET_MS
-        points = self._series.setdefault(data_type, [])
-        index = bisect.bisect_left(points, (bucket,))
-        if index < len(points) and points[index][0] == bucket:
-            # The latest totals win within a bucket; usage is cumulative so it only grows.
-            old = points[index]
-            points[index] = (bucket, max(old[1], usage), max(old[2], duration))
-        else:
-            points.insert(index, (bucket, usage, duration))
-        if len(points) > self._series_points:
-            del points[: len(points) - self._series_points]
-
-
-def _instance_rate(instance: _Instance) -> float:
-    stats = instance.stats
-    if instance.previous is not None:
-        usage, at = instance.previous
-        if instance.emitted_at > at:
-            return (stats.usage - usage) * 1000 / (instance.emitted_at - at)
-    if stats.since and instance.emitted_at > stats.since:
-        return stats.usage * 1000 / (instance.emitted_at - stats.since)
-    return 0.0
 
 
 def _finite(value: float) -> float:

@@ -30,8 +30,10 @@ class ModelView(BaseModel):
     rejected_at: int | None
     #: Why it was rejected; empty otherwise.
     reason: str
-    #: Records scored, over every instance.
+    #: Records scored, over every instance (and every run of an instance: it never goes down).
     usage: int
+    #: Scoring time of those records, ns (never goes down either).
+    total_duration_ns: int = 0
 
 
 class ModelStateView(BaseModel):
@@ -48,12 +50,17 @@ class ModelStateView(BaseModel):
     mean_duration_ns: float
     min_duration_ns: int
     max_duration_ns: int
-    #: Records/s over each instance's last two snapshots (over its life with one), summed.
+    #: Records/s: each instance's over its last 10 s of snapshots or its last two, whichever is longer
+    #: (by the snapshots' ``emitted_at``; with one snapshot, since the model started), summed.
     records_per_second: float
+    #: The window ``records_per_second`` is over, ms (the longest of the instances'); 0 when unmeasured.
+    rate_window_ms: int = 0
     #: usage / (last snapshot - since): the average since the model started.
     mean_records_per_second: float
     #: Instances (keys or buckets) that reported stats for it.
     instances: int
+    #: Counter resets seen (an instance restarted without its state); counts carry over them.
+    restarts: int = 0
     #: The newest ``emitted_at`` of its stats.
     updated_at: int | None
 
@@ -87,9 +94,9 @@ class SeriesPoint(BaseModel):
 
     t: int
     usage: int
-    #: Records/s since the previous point; None for the first.
+    #: Records/s over the 10 s before ``t`` (back to the newest point at least that old, else the first); None first.
     records_per_second: float | None
-    #: Mean scoring time per record since the previous point; None without new records.
+    #: Mean scoring time per record over the same window; None without new records.
     mean_duration_ns: float | None
 
 
@@ -102,6 +109,8 @@ class Counters(BaseModel):
     malformed_events: int
     #: Snapshots older than one already seen for their instance (ignored).
     stale_stats: int
+    #: Snapshots with a later time and a lower count than their instance's previous one (a restart).
+    counter_resets: int = 0
     #: Deleted keys (null values) on a compacted topic (ignored).
     tombstones: int
     #: REJECTED events of model messages that could not be decoded at all (no name).

@@ -161,7 +161,7 @@ def test_openapi_schema_dashboard_and_health(service_url):
     assert status == 200
     assert {"/models", "/state/{data_type}", "/history/{data_type}", "/metrics"} <= set(schema["paths"])
     status, page = get(f"{service_url}/")
-    assert status == 200 and "current-model-" in page and "<canvas" in page
+    assert status == 200 and "current-model-" in page and "<svg" in page
     assert "http://" not in page and "https://" not in page  # self-contained: no CDN
     status, health = get(f"{service_url}/health")
     assert status == 200 and health["status"] in ("ok", "degraded")

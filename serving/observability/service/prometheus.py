@@ -14,8 +14,8 @@ from serving.observability.service.state import StatsService
 class StatsCollector:
     """A Prometheus collector over a :class:`StatsService`: register it, and each scrape reads the service.
 
-    It reports whether Kafka is reachable, each model version's records scored,
-    status and start time, the serving models' scoring time and throughput, the
+    It reports whether Kafka is reachable, each model version's records scored
+    and scoring time (counters), status and start time, the serving models' scoring time and throughput, the
     models by status, and the messages the service read, skipped and saw replayed.
     """
 
@@ -29,8 +29,15 @@ class StatsCollector:
         up.add_metric([], 1.0 if overview.kafka.ok else 0.0)
         yield up
         labels = ["data_type", "name", "version"]
+        # Counters: they never go down (an instance's restart carries its earlier counts), so rate() works:
+        # throughput = rate(records_scored), mean scoring time = rate(scoring_seconds) / rate(records_scored).
         scored = CounterMetricFamily(
             "modelserving_model_records_scored", "Records scored by a model version, all instances", labels=labels
+        )
+        scoring = CounterMetricFamily(
+            "modelserving_model_scoring_seconds",
+            "Time spent scoring the records of a model version, all instances",
+            labels=labels,
         )
         serving = GaugeMetricFamily(
             "modelserving_model_serving", "1 for the model serving its data type, else 0", labels=labels
@@ -41,17 +48,20 @@ class StatsCollector:
         for model in overview.models:
             key = [model.data_type, model.name, model.version]
             scored.add_metric(key, float(model.usage))
+            scoring.add_metric(key, model.total_duration_ns / 1e9)
             serving.add_metric(key, 1.0 if model.status == SERVING else 0.0)
             if model.since is not None:
                 since.add_metric(key, model.since / 1000)
-        yield from (scored, serving, since)
+        yield from (scored, scoring, serving, since)
         seconds = GaugeMetricFamily(
             "modelserving_scoring_seconds",
             "Scoring time per record of the serving model (mean, min, max)",
             labels=[*labels, "stat"],
         )
         rate = GaugeMetricFamily(
-            "modelserving_records_per_second", "Recent records/s of the serving model", labels=labels
+            "modelserving_records_per_second",
+            "Records/s of the serving model over its last 10 s of stats (as the dashboard shows it)",
+            labels=labels,
         )
         for data_type, item in overview.data_types.items():
             current = item.state.model

@@ -77,14 +77,18 @@ def test_latest_snapshot_per_instance_wins_and_instances_merge():
 
 
 @given(st.lists(st.tuples(st.sampled_from(["k0", "k1", "k2"]), st.integers(0, 10_000)), min_size=1, max_size=40))
-def test_merged_usage_is_the_sum_of_each_instances_largest_snapshot_in_any_order(snapshots):
+def test_merged_usage_counts_every_run_of_every_instance(snapshots):
+    # Snapshots in emission order: a count lower than its instance's previous one is a restart without state.
     monitor = Monitor()
     for i, (instance, usage) in enumerate(snapshots):
         monitor.add_stats(snap("A", usage, instance=instance, emitted_at=2_000 + i))
-    expected: dict[str, int] = {}
+    finished: dict[str, int] = {}
+    last: dict[str, int] = {}
     for instance, usage in snapshots:
-        expected[instance] = max(expected.get(instance, 0), usage)
-    assert monitor.state("wine").model.usage == sum(expected.values())
+        if usage < last.get(instance, 0):
+            finished[instance] = finished.get(instance, 0) + last[instance]
+        last[instance] = usage
+    assert monitor.state("wine").model.usage == sum(finished.values()) + sum(last.values())
 
 
 def test_merge_matches_model_serving_stats_merge():
@@ -189,16 +193,7 @@ def test_a_data_type_known_only_from_events_has_no_serving_model():
     assert state.model is None and state.models_known == 1
 
 
-def test_records_per_second_from_the_last_two_snapshots_of_each_instance():
-    monitor = Monitor()
-    monitor.add_stats(snap("A", 1_000, instance="i1", since=0, emitted_at=10_000))
-    monitor.add_stats(snap("A", 3_000, instance="i1", since=0, emitted_at=12_000))  # 1000/s
-    monitor.add_stats(snap("A", 500, instance="i2", since=10_000, emitted_at=11_000))  # one snapshot: 500/s
-    state = monitor.state("wine").model
-    assert state.records_per_second == pytest.approx(1_500)
-
-
-def test_series_gives_throughput_and_latency_between_buckets():
+def test_series_gives_throughput_and_latency_over_ten_seconds_back_in_one_second_buckets():
     monitor = Monitor()
     monitor.add_stats(snap("A", 0, since=1_000, emitted_at=1_000))
     monitor.add_stats(snap("A", 1_000, since=1_000, emitted_at=2_000, total=40_000))
@@ -206,11 +201,43 @@ def test_series_gives_throughput_and_latency_between_buckets():
     monitor.add_stats(snap("A", 3_500, since=1_000, emitted_at=4_000, total=150_000))
     points = monitor.series("wine")
     assert [p.t for p in points] == [1_000, 2_000, 4_000]
+    assert [p.usage for p in points] == [0, 1_500, 3_500]
     assert points[0].records_per_second is None
+    # No bucket is 10 s older than these: the window goes back to the first one (t = 1 s, 0 records).
     assert points[1].records_per_second == pytest.approx(1_500)
     assert points[1].mean_duration_ns == pytest.approx(50_000 / 1_500)
-    assert points[2].records_per_second == pytest.approx(1_000)
-    assert points[2].mean_duration_ns == pytest.approx(100_000 / 2_000)
+    assert points[2].records_per_second == pytest.approx(3_500 / 3)
+    assert points[2].mean_duration_ns == pytest.approx(150_000 / 3_500)
+
+
+def test_series_of_two_instances_is_the_same_in_any_interleaving_and_never_negative():
+    k0 = [snap("A", 0, instance="k0", emitted_at=1_000), snap("A", 100, instance="k0", emitted_at=3_000, total=10_000)]
+    k1 = [snap("A", 0, instance="k1", emitted_at=2_000), snap("A", 100, instance="k1", emitted_at=4_000, total=30_000)]
+    answers = []
+    # Each instance's own snapshots stay in order (one Kafka key each); the instances interleave any way.
+    for order in (k0 + k1, k1 + k0, [k1[0], k0[0], k1[1], k0[1]]):
+        monitor = Monitor()
+        for message in order:
+            monitor.add_stats(message)
+        answers.append(monitor.series("wine"))
+    assert answers[0] == answers[1] == answers[2]
+    points = answers[0]
+    assert [(p.t, p.usage) for p in points] == [(1_000, 0), (2_000, 0), (3_000, 100), (4_000, 200)]
+    assert [p.records_per_second for p in points] == pytest.approx([None, 0, 50, 200 / 3])
+    assert [p.mean_duration_ns for p in points] == pytest.approx([None, None, 100, 200])
+
+
+def test_series_read_back_from_the_compacted_topic_has_no_spikes():
+    # Compaction keeps one snapshot per instance and model: counts scored over times nobody measured.
+    monitor = Monitor()
+    monitor.add_stats(snap("A", 600, since=1_000, emitted_at=4_000))
+    monitor.add_stats(snap("B", 999, name="tf", since=5_000, emitted_at=9_000))
+    monitor.add_stats(snap("B", 1_049, name="tf", since=5_000, emitted_at=10_000, total=20 * 1_049))  # then live
+    points = monitor.series("wine")
+    assert [(p.t, p.usage) for p in points] == [(4_000, 600), (9_000, 1_599), (10_000, 1_649)]
+    # Only the 50 records between B's two snapshots are measured, over 10,000 - 4,000 ms: 50 / 6 s.
+    assert [p.records_per_second for p in points] == pytest.approx([None, 0, 50 / 6])
+    assert points[2].mean_duration_ns == pytest.approx(20)
 
 
 def test_series_is_bounded():
