@@ -10,6 +10,8 @@ PB_STAMP := serving/pb/.generated
 JARS_STAMP := .cache/jars/.fetched
 # Tools whose pins clash with apache-beam's get a venv of their own (scripts/sidevenv-*.txt).
 SKLEARN2PMML_STAMP := .cache/venvs/sklearn2pmml/.installed
+# MLServer, the model server the oip format's tests call (its fastapi, protobuf and grpcio pins clash too).
+MLSERVER_STAMP := .cache/venvs/mlserver/.installed
 SERVING_JAR := .cache/jars/serving/modelserving-flink.jar
 JAVA_SOURCES := $(shell find scripts/java -name '*.java' 2>/dev/null)
 PYTEST_ARGS ?=
@@ -40,10 +42,14 @@ $(JARS_STAMP): scripts/jvm-deps.pom.xml scripts/fetch-jars.sh
 $(SERVING_JAR): $(JAVA_SOURCES) scripts/build-jars.sh $(JARS_STAMP) $(STAMP)
 	PYTHON=$(PY) scripts/build-jars.sh
 
-sidevenvs: $(SKLEARN2PMML_STAMP)
+sidevenvs: $(SKLEARN2PMML_STAMP) $(MLSERVER_STAMP)
 $(SKLEARN2PMML_STAMP): scripts/sidevenv-sklearn2pmml.txt
 	@test -x .cache/venvs/sklearn2pmml/bin/python || $(PYTHON_BOOT) -m venv .cache/venvs/sklearn2pmml
 	.cache/venvs/sklearn2pmml/bin/python -m pip install -q -r scripts/sidevenv-sklearn2pmml.txt
+	@touch $@
+$(MLSERVER_STAMP): scripts/sidevenv-mlserver.txt
+	@test -x .cache/venvs/mlserver/bin/python || $(PYTHON_BOOT) -m venv .cache/venvs/mlserver
+	.cache/venvs/mlserver/bin/python -m pip install -q -r scripts/sidevenv-mlserver.txt
 	@touch $@
 
 # Headless Chromium for the dashboard test: Debian's packages, installed only when missing.

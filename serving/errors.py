@@ -56,6 +56,18 @@ class ModelSchemaError(ModelLoadError):
     reason = "model schema mismatch"
 
 
+class RemoteLocationError(ModelLocationError):
+    """A remote model's URL is not http(s), or its host is not on the allow-list of model servers."""
+
+    reason = "remote location not allowed"
+
+
+class RemoteModelNotReady(ModelLoadError):
+    """A model server is unreachable, or does not report the remote model ready, when the model is admitted."""
+
+    reason = "remote model not ready"
+
+
 class ModelValidationError(ModelLoadError):
     """The model loaded but failed its probe record."""
 
@@ -126,3 +138,21 @@ class ScoringError(ServingError):
     """A loaded model failed while scoring."""
 
     reason = "scoring failed"
+
+
+class RemoteScoringError(ScoringError):
+    """A model server answered a scoring request with an error, or with a reply that is not a prediction."""
+
+    reason = "remote error"
+
+
+class RemoteTimeout(RemoteScoringError):
+    """A model server did not answer a scoring request within the model's ``timeout_ms``."""
+
+    reason = "remote timeout"
+
+
+class RemoteUnavailable(RemoteScoringError):
+    """A model server refused the connection, dropped it, or answered 503, also when asked again."""
+
+    reason = "remote unavailable"

@@ -38,6 +38,10 @@ class Environment(BaseSettings):
         flink_state_dir: ``MODELSERVING_FLINK_STATE_DIR``: the local cluster's state directory.
         kafka_config: ``MODELSERVING_KAFKA_CONFIG``: a TOML file with a ``[kafka]`` table.
         java_home: ``JAVA_HOME``, when ``java`` is not on the PATH.
+        remote_model_hosts: ``MODELSERVING_REMOTE_MODEL_HOSTS``, ``,``-separated hosts a remote
+            (``oip``) model's server may live on (default: this machine's loopback names only).
+        remote_timeout_ms: ``MODELSERVING_REMOTE_TIMEOUT_MS``: how long a remote model's server may
+            take to answer one request when its descriptor gives no ``timeout_ms``.
     """
 
     model_config = SettingsConfigDict(env_prefix="MODELSERVING_", extra="ignore", hide_input_in_errors=True)
@@ -50,12 +54,18 @@ class Environment(BaseSettings):
     flink_state_dir: Path | None = None
     kafka_config: Path | None = None
     java_home: Path | None = Field(None, validation_alias=AliasChoices("JAVA_HOME"))
+    remote_model_hosts: str = "localhost,127.0.0.1,::1"
+    remote_timeout_ms: int = Field(1_000, ge=1)
 
     def model_root_paths(self) -> list[Path]:
         """The model roots as paths: ``model_roots`` split on ``:``, or the working directory."""
         if self.model_roots:
             return [Path(p) for p in self.model_roots.split(os.pathsep) if p]
         return [Path.cwd()]
+
+    def remote_host_list(self) -> tuple[str, ...]:
+        """The allowed model-server hosts, lower-case, without brackets (``[::1]`` is ``::1``)."""
+        return tuple(h.strip().strip("[]").lower() for h in self.remote_model_hosts.split(",") if h.strip())
 
 
 def environment() -> Environment:

@@ -38,7 +38,12 @@ def load_model(
     """
     name = format_of(descriptor)
     cls = format_class(name)
-    artifact = resolve_artifact(descriptor, model_roots)
+    # A remote format (oip) has no file: its location is a server, and the format names its own artifact.
+    own_artifact = getattr(cls, "own_artifact", None)
+    if own_artifact is not None and descriptor.WhichOneof("content") == "location":
+        artifact = own_artifact(descriptor)
+    else:
+        artifact = resolve_artifact(descriptor, model_roots)
     try:
         return cls(descriptor, artifact) if columns is None else cls(descriptor, artifact, columns)
     except ServingError:
