@@ -43,6 +43,7 @@ class BenchConfig:
         plain_batch: the plain loop's batch: up to this many records per poll and ``score_batch`` call.
         data_format: ``wine`` (``WineRecord`` protobufs on the wine topic) or ``json`` (the same rows as
             JSON records of a declared data type, on its own topic: the generic path).
+        transactional: the plain loop commits results and offsets in one transaction per poll (exactly once).
     """
 
     name: str
@@ -52,6 +53,7 @@ class BenchConfig:
     model_type: str | None
     plain_batch: int = 1
     data_format: str = "wine"
+    transactional: bool = False
 
     @property
     def model_label(self) -> str:
@@ -81,6 +83,7 @@ CONFIGS: dict[str, BenchConfig] = {
         BenchConfig("plain-pmml", "plain", None, PMML_FOREST, "pmml"),
         BenchConfig("plain-batch-tf", "plain", None, TF_GRAPH, "tensorflow", PLAIN_BATCH),
         BenchConfig("plain-batch-pmml", "plain", None, PMML_FOREST, "pmml", PLAIN_BATCH),
+        BenchConfig("plain-tx-tf", "plain", None, TF_GRAPH, "tensorflow", PLAIN_BATCH, transactional=True),
     )
 }
 

@@ -73,33 +73,53 @@ def await_model(settings: KafkaSettings, timeout_s: float = 60.0) -> Model:
     return load_model(parse_descriptor(latest))
 
 
-def plain_worker(settings: KafkaSettings, stop: threading.Event | None = None, batch: int = 1) -> int:
+def plain_worker(
+    settings: KafkaSettings, stop: threading.Event | None = None, batch: int = 1, transactional: bool = False
+) -> int:
     """The plain baseline: consume records, score them, produce the results; until ``stop``.
 
-    A single process with an idempotent (not transactional) producer and
-    auto-committed offsets: at least once, as a user's own loop would be.
-    ``batch == 1``: one record per poll and one ``score_batch`` call per
-    record. ``batch > 1``: up to ``batch`` records per poll (those already
-    buffered; it does not wait for a full batch) and one ``score_batch`` call
-    for them all, as a fair peer of the micro-batching jobs. Undecodable
-    records are skipped and logged. Returns the number of results produced.
+    A single process. ``batch == 1``: one record per poll and one
+    ``score_batch`` call per record. ``batch > 1``: up to ``batch`` records per
+    poll (those already buffered; it does not wait for a full batch) and one
+    ``score_batch`` call for them all, as a fair peer of the micro-batching
+    jobs. Undecodable records are skipped and logged. Returns the number of
+    results produced.
+
+    ``transactional``: exactly once, as a user who needs it would write the
+    loop: per poll, one Kafka transaction holds the results and the consumed
+    offsets (``send_offsets_to_transaction``). Otherwise an idempotent
+    producer and auto-committed offsets: at least once.
 
     Raises:
         KafkaReadError: the data topic cannot be read.
     """
     model = await_model(settings)
-    source = consumer(settings, group_id=f"{settings.group_id}-plain", **{"enable.auto.commit": True})
+    commit = {"enable.auto.commit": not transactional}
+    source = consumer(settings, group_id=f"{settings.group_id}-plain", **commit)
     source.subscribe([settings.topics.data])
-    sink = producer(settings)
+    sink = producer(settings, **({"transactional.id": f"{settings.group_id}-plain-tx"} if transactional else {}))
+    if transactional:
+        sink.init_transactions(30)
     produced = 0
-    log.info("plain worker serving", extra={"model": model.name, "version": model.version})
+    log.info(
+        "plain worker serving",
+        extra={"model": model.name, "version": model.version, "transactional": transactional},
+    )
     try:
         for messages in poll_batches(source, max_batch=batch, wait_s=0.5, stop=stop):
+            if not messages:
+                continue
+            if transactional:
+                sink.begin_transaction()
             for result in score_messages(model, [m.value() for m in messages]):
                 produce_with_backpressure(sink, settings.topics.results, result.SerializeToString())
                 produced += 1
+            if transactional:
+                sink.send_offsets_to_transaction(source.position(source.assignment()), source.consumer_group_metadata())
+                sink.commit_transaction()
     finally:
-        sink.flush(30)
+        if not transactional:
+            sink.flush(30)
         source.close()
         model.close()
     return produced
@@ -118,12 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="serving.bench.plain", description="The plain confluent-kafka baseline.")
     parser.add_argument("--bootstrap-servers", default=None)
     parser.add_argument("--batch", type=int, default=1, help="records per poll and score_batch call")
+    parser.add_argument("--transactional", action="store_true", help="one transaction per poll: exactly once")
     args = parser.parse_args(argv)
     try:
         settings = KafkaSettings.load(bootstrap_servers=args.bootstrap_servers)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        produced = plain_worker(settings, stop, batch=max(args.batch, 1))
+        produced = plain_worker(settings, stop, batch=max(args.batch, 1), transactional=args.transactional)
     except ServingError as exc:
         print(f"serving.bench.plain: error: {exc}", file=sys.stderr)
         return 1

@@ -50,6 +50,7 @@ class BenchResult:
     swap_effect_ms: float | None = None
     swap_gap_ms: float | None = None
     usual_gap_ms: float | None = None
+    exactly_once: bool | None = None
     job_args: tuple[str, ...] = ()
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -59,6 +60,20 @@ class BenchResult:
     def ok(self) -> bool:
         """No problem was found: every id came back once, from the expected model, in time."""
         return not self.problems
+
+    def summary(self) -> dict[str, object]:
+        """The configuration as ``bench --json`` writes it: name, parallelism, records/s, p50/p99 ms, exactly once."""
+        return {
+            "name": self.config.name,
+            "parallelism": self.parallelism,
+            "records_per_second": self.throughput,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "seen_p99_ms": self.seen_p99_ms,
+            "exactly_once": self.exactly_once,
+            "job_args": list(self.job_args),
+            "problems": list(self.problems),
+        }
 
     def row(self) -> dict[str, str]:
         """The table row: column -> formatted value (``-`` for what was not measured)."""

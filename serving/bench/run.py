@@ -163,6 +163,7 @@ def start_child(
             settings.bootstrap_servers,
             "--batch",
             str(config.plain_batch),
+            *(["--transactional"] if config.transactional else []),
         ]
         return ProcessGroup(args, kafka_env(settings), work_dir / f"{config.name}.log")
     return LocalJob(
@@ -315,6 +316,7 @@ def _measure(
     arrivals, counts = reader.snapshot()
     result.received = len(arrivals)
     check = check_ids(sent, counts)
+    result.exactly_once = check.ok
     result.problems += check.problems()
     wrong_model = sum(1 for a in arrivals.values() if a.model_name != result.config.expected_model_name)
     if wrong_model:

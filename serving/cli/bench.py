@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -58,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--write-markdown", action="store_true", help="write the results section into --out")
     bench.add_argument(
+        "--json", type=Path, default=None, metavar="FILE",
+        help="also write one JSON object per configuration: name, parallelism, records/s, p50/p99 ms, exactly once",
+    )  # fmt: skip
+    bench.add_argument(
         "--out", type=Path, default=Path("BENCHMARKS.md"), metavar="FILE", help="Markdown file (BENCHMARKS.md)"
     )
     bench.set_defaults(handler=run_bench_command)
@@ -92,6 +97,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
             dataclasses.replace(plan, job_args=(*plan.job_args, "--batch-size", str(b), "--batch-wait-ms", str(t)))
             for b, t in parse_sweep(args.sweep)
         ]
+    if args.json is not None and args.json.is_dir():
+        raise ConfigError(f"--json {args.json} is a directory")
     if args.write_markdown and args.out.is_dir():
         raise ConfigError(f"--out {args.out} is a directory")
     console = Console(stderr=True)
@@ -128,8 +135,12 @@ def run_bench_command(args: argparse.Namespace) -> int:
     console.print(
         "Latency p50/p99 = result append time - record ts. The Flink jobs commit results with checkpoints "
         f"(exactly once, every {plan.checkpoint_interval_ms} ms): append time excludes that commit wait; "
-        "'seen' (when a read_committed consumer got the result) includes it. The plain loop is at-least-once."
+        "'seen' (when a read_committed consumer got the result) includes it. The plain loops are at-least-once, "
+        "except plain-tx (one transaction per poll)."
     )
+    if args.json is not None:
+        args.json.write_text(json.dumps([r.summary() for r in results], indent=2) + "\n")
+        console.print(f"results written to {args.json}")
     if args.write_markdown:
         load = "load average (1/5/15 min)"
         machine[load] = f"{machine[load]} at start, {machine_info()[load]} at end"

@@ -261,3 +261,30 @@ def test_the_json_configurations_send_wine_rows_as_records_of_their_own_data_typ
     assert len(FEATURE_NAMES) == len(source.schema.features) == 11
     assert [record.values[f.name] for f in source.schema.features] == [float(v) for v in row]
     assert RecordSource(settings, "wine").topic == settings.topics.data
+
+
+def test_bench_json_has_one_object_per_configuration_with_its_figures(tmp_path, monkeypatch):
+    import json
+
+    from serving.bench.configs import BenchError
+    from serving.cli import bench as bench_cli
+    from serving.cli import build_parser
+
+    results = [
+        _result(throughput=9_000.4, p50_ms=40, p99_ms=95, exactly_once=True),
+        _result(
+            "plain-tx-tf", throughput=7_000.0, exactly_once=False, problems=["2 record ids came back more than once"]
+        ),
+    ]
+    monkeypatch.setattr("serving.bench.run.run_bench", lambda *args: results)
+    monkeypatch.setattr("serving.kafka.clients.check_reachable", lambda settings: None)
+    out = tmp_path / "bench.json"
+    args = ["bench", "--only", "keyed-tf,plain-tx-tf", "--bootstrap-servers", "127.0.0.1:1", "--json", str(out)]
+    with pytest.raises(BenchError, match="1 of 2 configurations failed"):  # written before the failure is raised
+        bench_cli.run_bench_command(build_parser().parse_args(args))
+    written = json.loads(out.read_text())
+    keys = ("name", "parallelism", "records_per_second", "p50_ms", "p99_ms", "exactly_once")
+    assert [tuple(o[k] for k in keys) for o in written] == [
+        ("keyed-tf", 1, 9_000.4, 40, 95, True),
+        ("plain-tx-tf", 1, 7_000.0, None, None, False),
+    ]
