@@ -14,8 +14,12 @@ from serving.pb.wine_record_pb2 import WineRecord
 
 
 def results_for(model: Model, records: list[WineRecord], scores: BatchScores) -> list[ServingResult]:
-    """One ``ServingResult`` per record, naming the model and version that scored it."""
+    """One ``ServingResult`` per record, naming the model and version that scored it.
+
+    A remote model's scores also carry the version its server reported (``served_version``).
+    """
     share = scores.duration_ns // max(len(records), 1)
+    served_version = getattr(scores, "served_version", "")
     results = []
     for i, record in enumerate(records):
         result = ServingResult(
@@ -26,6 +30,7 @@ def results_for(model: Model, records: list[WineRecord], scores: BatchScores) ->
             record_ts=record.ts,
             score=float(scores.scores[i]),
             duration_ns=share,
+            served_version=served_version,
         )
         if scores.probabilities is not None:
             result.probabilities.extend(float(p) for p in scores.probabilities[i])
@@ -86,6 +91,8 @@ def result_to_json(result: ServingResult) -> str:
         out["labels"] = list(result.labels)
     if result.error:
         out["error"] = result.error
+    if result.served_version:
+        out["served_version"] = result.served_version
     return json.dumps(out)
 
 

@@ -8,16 +8,19 @@ models are trained in its own venv, and the oracle is scikit-learn's own
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
 
+from serving.codecs.outputs import result_to_json, results_for
 from serving.core.admission import ModelCache
 from serving.errors import ModelSchemaError, RemoteLocationError, RemoteModelNotReady
 from serving.formats import load_model, restore
 from serving.formats.remote.oip import OipModel
 from serving.ops.broker import free_port
 from serving.pb.model_event_pb2 import ModelEvent
+from serving.records.wire import DataRecord
 from tests.support.mlserver import model_repository, numeric_schema, oip_descriptor, running_mlserver
 
 
@@ -59,6 +62,11 @@ def test_a_remote_regressor_scores_as_scikit_learn_and_reports_the_served_versio
     assert scores.probabilities is None
     np.testing.assert_allclose(scores.scores, data["predict"], rtol=1e-12)
     assert model.served_version == "v1"  # what the server's reply said, not the descriptor's "1"
+    # Every result names both: the descriptor's version and the one the server reported.
+    records = [DataRecord(f"r{i}", "diabetes", 0, {}) for i in range(len(scores))]
+    results = results_for(model, records, scores)
+    assert {(r.model_version, r.served_version) for r in results} == {("1", "v1")}
+    assert json.loads(result_to_json(results[0]))["served_version"] == "v1"
 
 
 def test_a_remote_classifier_gives_scikit_learns_probabilities_bound_by_name(iris):
