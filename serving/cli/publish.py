@@ -74,7 +74,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "it is larger than inline_model_max_bytes, then by reference (its absolute path, which the serving "
         "job must see under one of its model roots).",
     )
-    model.add_argument("path", type=Path, metavar="PATH", help="model file, or SavedModel directory")
+    model.add_argument("path", type=Path, nargs="?", metavar="PATH", help="model file, or SavedModel directory")
+    model.add_argument(
+        "--location", default=None, metavar="URL",
+        help="instead of PATH, for --type oip: the model server's base URL (its host on the allow-list)",
+    )  # fmt: skip
     model.add_argument("--type", required=True, choices=format_names(), help="model format")
     model.add_argument("--data-type", default=wine.DATA_TYPE, metavar="T", help="data type it scores (default: wine)")
     model.add_argument("--name", default=None, help="model name (default: the file name without suffix)")
@@ -224,6 +228,23 @@ def run_publish_model(args: argparse.Namespace) -> int:
     from serving.kafka.providers.models import publish_model
 
     metadata = parse_metadata(args.metadata)
+    remote = args.type == "oip"
+    if remote and (args.location is None or args.path is not None):
+        raise ConfigError("a remote model (--type oip) takes --location URL and no PATH")
+    if not remote and (args.path is None or args.location is not None):
+        raise ConfigError(f"a {args.type} model takes a PATH (--location is for --type oip)")
+    if remote:  # the descriptor first: a bad location is an error before any connection
+        from serving.formats.remote.oip import remote_descriptor
+        from serving.kafka.providers.models import publish_descriptor
+
+        descriptor = remote_descriptor(
+            args.location, data_type=args.data_type, name=args.name, version=args.version,
+            description=args.description, metadata=metadata,
+        )  # fmt: skip
+        settings = _connected(args)
+        publish_descriptor(settings, descriptor)
+        print(_published_line(descriptor, settings))
+        return 0
     settings = _connected(args)
     descriptor = publish_model(
         settings,
@@ -333,9 +354,12 @@ def _published_line(descriptor, settings: KafkaSettings) -> str:
 
     if descriptor.WhichOneof("content") == "data":
         how = f"inline, {len(descriptor.data):,} bytes"
+    elif descriptor.format == "oip":
+        how = f"remote, {descriptor.location}"
     else:
         how = f"by reference, {descriptor.location}"
+    kind = descriptor.format or ModelType.Name(descriptor.model_type).lower()
     return (
-        f"published {descriptor.name} version {descriptor.version} ({ModelType.Name(descriptor.model_type).lower()}, "
+        f"published {descriptor.name} version {descriptor.version} ({kind}, "
         f"{how}) for {descriptor.data_type} to {settings.topics.models} at {settings.bootstrap_servers}"
     )

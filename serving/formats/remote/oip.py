@@ -71,6 +71,50 @@ class RemoteScores(BatchScores):
     served_version: str = ""
 
 
+def remote_descriptor(
+    location: str,
+    *,
+    data_type: str,
+    name: str | None = None,
+    version: str | None = None,
+    description: str = "",
+    metadata: dict[str, str] | None = None,
+) -> ModelDescriptor:
+    """Describe the remote model at ``location`` for publishing (``publish model --type oip --location URL``).
+
+    ``name`` defaults to the metadata's ``model_name``; the version defaults to
+    the metadata's ``model_version``, else 12 hex digits of the SHA-256 of the
+    URL and the remote name, so publishing the same remote model twice gives
+    the same version.
+
+    Raises:
+        RemoteLocationError: the URL is not a base URL this machine's allow-list accepts.
+        ConfigError: neither ``name`` nor ``metadata["model_name"]``.
+    """
+    import hashlib
+
+    from serving.errors import ConfigError
+    from serving.formats.registry import set_format
+
+    metadata = dict(metadata or {})
+    base_url = check_location(location, environment().remote_host_list())
+    remote_name = metadata.get("model_name") or name
+    if not remote_name:
+        raise ConfigError("a remote model needs --name or --metadata model_name=NAME (its name on the server)")
+    digest = hashlib.sha256(f"{base_url} {remote_name} {metadata.get('model_version', '')}".encode()).hexdigest()
+    descriptor = ModelDescriptor(
+        name=name or remote_name,
+        description=description,
+        data_type=data_type,
+        version=version or metadata.get("model_version") or digest[:12],
+        created_at=int(time.time() * 1000),
+        metadata=metadata,
+    )
+    descriptor.location = base_url
+    set_format(descriptor, "oip")
+    return descriptor
+
+
 def remote_location(descriptor: ModelDescriptor) -> str:
     """The server URL a descriptor names: its ``location``, or (restored from state) its inline data."""
     if descriptor.WhichOneof("content") == "location":

@@ -97,10 +97,20 @@ def publish_model(
         description=description,
         metadata=metadata,
     )
+    publish_descriptor(settings, descriptor)
+    return descriptor
+
+
+def publish_descriptor(settings: KafkaSettings, descriptor: ModelDescriptor) -> None:
+    """Publish a descriptor built elsewhere (a remote model's) as :func:`publish_model` does; wait for delivery.
+
+    Raises:
+        TopicMissing: the models topic does not exist.
+        DeliveryError: the broker did not acknowledge the model.
+    """
     prod = provider_producer(settings)
     require_topic(prod, settings, settings.topics.models)
     _send_model(prod, settings, descriptor)
-    return descriptor
 
 
 def build_descriptor(

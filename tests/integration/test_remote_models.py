@@ -1,0 +1,114 @@
+"""Remote models in a running job: a real MLServer serves a data type, swapped in and out of embedded models.
+
+The job scores diabetes records (JSON, with Kafka's coordinates as ids) with
+an embedded ONNX model, then with the same data type's model on MLServer
+(format ``oip``), then with an embedded one again. The oracles are the
+training libraries' own ``predict``: scikit-learn here for the embedded
+model, scikit-learn in MLServer's venv for the remote one. Results are read
+``read_committed`` and counted by record id.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import pytest
+
+from serving.clock import now_ms
+from serving.formats import descriptor_from_path
+from serving.formats.remote.oip import remote_descriptor
+from serving.kafka.clients import create_topics
+from serving.ops.broker import free_port
+from serving.ops.jobprocess import LocalJob
+from serving.pb.model_event_pb2 import ModelEvent
+from serving.pb.serving_result_pb2 import ServingResult
+from tests.support.kafka import read_all, send, send_tracked, wait_for_event
+from tests.support.mlserver import model_repository, running_mlserver
+
+pytestmark = [pytest.mark.kafka, pytest.mark.flink]
+
+
+def _embedded(tmp_path, rows: np.ndarray, target: np.ndarray, names: list[str], version: str):
+    """An ONNX linear regression on diabetes, and scikit-learn's own predictions for ``rows``."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+    from sklearn.linear_model import LinearRegression
+
+    oracle = LinearRegression().fit(rows, target)
+    exported = convert_sklearn(oracle, initial_types=[("input", DoubleTensorType([None, len(names)]))], target_opset=17)
+    path = tmp_path / f"{version}.onnx"
+    path.write_bytes(exported.SerializeToString())
+    descriptor = descriptor_from_path(
+        path, "onnx", data_type="diabetes", name="diabetes-lr", version=version,
+        metadata={"feature_names": ",".join(names)},
+    )  # fmt: skip
+    return descriptor, oracle.predict(rows)
+
+
+def _publish(settings, descriptor) -> None:
+    descriptor.created_at = now_ms()
+    send(settings, settings.topics.models, [descriptor.SerializeToString()], key=b"diabetes")
+    assert wait_for_event(settings, descriptor.version).kind == ModelEvent.ACCEPTED
+
+
+def test_a_swap_to_a_remote_model_and_back_loses_and_duplicates_nothing(kafka_settings, tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    suffix = kafka_settings.group_id.rsplit("-", 1)[-1]
+    settings = kafka_settings.model_copy(update={"data_topic_prefix": f"data-{suffix}."})
+    topic = settings.data_topic_prefix + "diabetes"
+    create_topics(settings, {"diabetes": topic}, 2)
+    expected = model_repository(tmp_path / "mlserver")["diabetes"]
+    names = expected["feature_names"]
+    rows = np.asarray(expected["rows"])
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    fields = [{"name": n, "type": "double"} for n in names]
+    (schemas / "diabetes.avsc").write_text(json.dumps({"type": "record", "name": "diabetes", "fields": fields}))
+    first, first_predict = _embedded(tmp_path, rows, load_diabetes().target, names, "lr-1")
+    again, _ = _embedded(tmp_path, rows, load_diabetes().target, names, "lr-2")
+    thirds = np.array_split(np.arange(len(rows)), 3)
+
+    def send_rows(indices) -> dict[str, int]:
+        messages = [(json.dumps(dict(zip(names, rows[i].tolist()))).encode(), now_ms()) for i in indices]
+        return dict(zip(send_tracked(settings, topic, messages), indices))
+
+    with running_mlserver(tmp_path / "mlserver") as server:
+        remote = remote_descriptor(
+            server.url, data_type="diabetes", name="diabetes-gbr", version="remote-1",
+            metadata={"model_name": "diabetes", "feature_names": ",".join(names)},
+        )  # fmt: skip
+        job = LocalJob(
+            settings, "keyed", tmp_path / "job", parallelism=2, rest_port=free_port(),
+            job_args=("--schemas", str(schemas)),
+        )  # fmt: skip
+        try:
+            _publish(settings, first)
+            sent = {"lr-1": send_rows(thirds[0])}
+            _publish(settings, remote)
+            sent["remote-1"] = send_rows(thirds[1])
+            _publish(settings, again)
+            sent["lr-2"] = send_rows(thirds[2])
+            read_all(settings, settings.topics.results, len(rows), timeout=180)
+            got = [ServingResult.FromString(v) for v in read_all(settings, settings.topics.results, None, 10)]
+            restarts = job.restarts()
+        finally:
+            job.stop()
+
+    counts = collections.Counter(r.record_id for r in got)
+    every = {i for ids in sent.values() for i in ids}
+    assert set(counts) == every and max(counts.values()) == 1, "lost or duplicated records"
+    assert restarts == 0
+    by_id = {r.record_id: r for r in got}
+    for version, ids in sent.items():
+        for record_id, row in ids.items():
+            result = by_id[record_id]
+            assert result.model_version == version, record_id
+            if version == "remote-1":  # scored by MLServer, which reported its own version
+                assert result.served_version == "v1"
+                assert result.score == pytest.approx(expected["predict"][row], abs=1e-9)
+            else:
+                assert result.served_version == ""
+                assert result.score == pytest.approx(first_predict[row], abs=1e-6)
