@@ -156,3 +156,9 @@ class RemoteUnavailable(RemoteScoringError):
     """A model server refused the connection, dropped it, or answered 503, also when asked again."""
 
     reason = "remote unavailable"
+
+
+class RemoteCircuitOpen(RemoteUnavailable):
+    """The model server failed too often in a row: it is not called until the breaker's next probe."""
+
+    reason = "remote circuit open"

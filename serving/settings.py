@@ -42,6 +42,10 @@ class Environment(BaseSettings):
             (``oip``) model's server may live on (default: this machine's loopback names only).
         remote_timeout_ms: ``MODELSERVING_REMOTE_TIMEOUT_MS``: how long a remote model's server may
             take to answer one request when its descriptor gives no ``timeout_ms``.
+        remote_breaker_failures: ``MODELSERVING_REMOTE_BREAKER_FAILURES``: server failures in a row
+            (timeouts, refused connections, 503s) that stop calls to a remote model (3).
+        remote_breaker_open_ms: ``MODELSERVING_REMOTE_BREAKER_OPEN_MS``: how long calls stay stopped
+            before one probe call tries the server again (5000).
     """
 
     model_config = SettingsConfigDict(env_prefix="MODELSERVING_", extra="ignore", hide_input_in_errors=True)
@@ -56,6 +60,8 @@ class Environment(BaseSettings):
     java_home: Path | None = Field(None, validation_alias=AliasChoices("JAVA_HOME"))
     remote_model_hosts: str = "localhost,127.0.0.1,::1"
     remote_timeout_ms: int = Field(1_000, ge=1)
+    remote_breaker_failures: int = Field(3, ge=1)
+    remote_breaker_open_ms: int = Field(5_000, ge=0)
 
     def model_root_paths(self) -> list[Path]:
         """The model roots as paths: ``model_roots`` split on ``:``, or the working directory."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from serving.errors import RemoteModelNotReady, RemoteScoringError, RemoteTimeout, RemoteUnavailable
+from serving.formats.remote.breaker import CircuitBreaker
 from serving.formats.remote.protocol import server_error
 
 #: Statuses worth asking once more: the server said it is busy or restarting.
@@ -19,9 +20,14 @@ class OipClient:
     timeout. Connections are kept alive between batches; the client is safe
     to share between threads; :meth:`ainfer` is the same request for an event
     loop. Redirects are not followed: they could lead off the allow-list.
+    Scoring requests go through ``breaker`` (default: one that never opens
+    before 3 server failures in a row, then waits 5 s), see
+    :mod:`serving.formats.remote.breaker`.
     """
 
-    def __init__(self, base_url: str, timeout_s: float, max_connections: int = 8) -> None:
+    def __init__(
+        self, base_url: str, timeout_s: float, max_connections: int = 8, breaker: CircuitBreaker | None = None
+    ) -> None:
         import httpx  # on first use: listing the formats must not load it
 
         self._httpx = httpx
@@ -36,6 +42,7 @@ class OipClient:
         self._client = httpx.Client(**self._options)
         self._async_client: Any = None
         self._async_loop: Any = None
+        self.breaker = breaker or CircuitBreaker(base_url)
 
     def ready(self, path: str) -> None:
         """Check ``{path}/ready`` answers 200.
@@ -81,6 +88,16 @@ class OipClient:
             RemoteUnavailable: connection refused or dropped, or 503, twice.
             RemoteScoringError: any other error status, or a reply that is not JSON.
         """
+        self.breaker.before_call()
+        try:
+            body = self._infer(path, request)
+        except RemoteScoringError as exc:
+            self.breaker.failed(exc)
+            raise
+        self.breaker.succeeded()
+        return body
+
+    def _infer(self, path: str, request: dict[str, Any]) -> dict[str, Any]:
         url = f"{path}/infer"
         for attempt in (1, 2):
             try:
@@ -99,6 +116,16 @@ class OipClient:
         The asynchronous client is made on first use, in the running loop, and
         belongs to it: call this from one event loop only.
         """
+        self.breaker.before_call()
+        try:
+            body = await self._ainfer(path, request)
+        except RemoteScoringError as exc:
+            self.breaker.failed(exc)
+            raise
+        self.breaker.succeeded()
+        return body
+
+    async def _ainfer(self, path: str, request: dict[str, Any]) -> dict[str, Any]:
         import asyncio
 
         if self._async_client is None:

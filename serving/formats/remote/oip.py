@@ -45,6 +45,7 @@ from serving.errors import (
     ServingError,
 )
 from serving.formats.common import metadata_list
+from serving.formats.remote.breaker import CircuitBreaker
 from serving.formats.remote.client import OipClient
 from serving.formats.remote.protocol import (
     INPUT_DATATYPES,
@@ -157,7 +158,10 @@ class OipModel(Model):
         self.served_version = self.remote_version
         self._last = threading.local()  # per thread: the served version of the batch it scored last
         self._path = model_path(self.remote_name, self.remote_version)
-        self._client = OipClient(self.base_url, self.timeout_ms / 1000)
+        breaker = CircuitBreaker(
+            f"{self.base_url} ({self.remote_name})", settings.remote_breaker_failures, settings.remote_breaker_open_ms
+        )
+        self._client = OipClient(self.base_url, self.timeout_ms / 1000, breaker=breaker)
         try:
             server = self._server_metadata(restored=descriptor.WhichOneof("content") == "data")
             name, datatype, width = server_input(server, meta.get("input_name", ""))

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from serving.errors import RemoteTimeout, RemoteUnavailable, ScoringError
+from serving.errors import RemoteCircuitOpen, RemoteTimeout, RemoteUnavailable, ScoringError
 from serving.formats import load_model, restore
 from tests.support.mlserver import model_repository, numeric_schema, oip_descriptor, running_mlserver
 
@@ -108,5 +108,32 @@ def test_the_server_killed_mid_stream_is_remote_unavailable_and_scoring_resumes_
         np.testing.assert_allclose(scores.probabilities, data["predict_proba"][50:100], rtol=1e-12)
         np.testing.assert_allclose(restored.score_batch(rows).probabilities, data["predict_proba"], rtol=1e-12)
         restored.close()
+    finally:
+        model.close()
+
+
+def test_a_server_that_keeps_failing_is_not_called_until_a_probe_finds_it_back(served, monkeypatch):
+    monkeypatch.setenv("MODELSERVING_REMOTE_BREAKER_FAILURES", "2")
+    monkeypatch.setenv("MODELSERVING_REMOTE_BREAKER_OPEN_MS", "3000")
+    server, _ = served
+    model, rows, data = _iris(served, "iris")
+    try:
+        server.kill()
+        for _ in range(2):
+            with pytest.raises(RemoteUnavailable) as raised:
+                model.score_batch(rows[:10])
+            assert raised.value.reason == "remote unavailable"
+        # Two failures in a row opened the breaker: the next batch is not sent at all.
+        with pytest.raises(RemoteCircuitOpen, match="2 failures in a row") as raised:
+            model.score_batch(rows[:10])
+        assert raised.value.reason == "remote circuit open"
+        server.start()
+        breaker = model._client.breaker
+        deadline = time.monotonic() + 10
+        while breaker.state == "open" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # The probe finds the server back, and the breaker closes.
+        np.testing.assert_allclose(model.score_batch(rows[:10]).probabilities, data["predict_proba"][:10], rtol=1e-12)
+        assert breaker.state == "closed"
     finally:
         model.close()
