@@ -74,6 +74,15 @@ class ModelValidationError(ModelLoadError):
     reason = "model failed probe"
 
 
+class UnreliableEvaluatorError(ModelLoadError):
+    """The evaluator's answer contradicts itself (pypmml's lost class probabilities): refused, never served.
+
+    Raised at load by a self-check on a probe row, or while scoring when a later row shows it.
+    """
+
+    reason = "unreliable evaluator"
+
+
 class ModelMessageTooLarge(ModelLoadError):
     """A model message over the job's size cap, refused before parsing."""
 

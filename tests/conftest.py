@@ -10,8 +10,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from serving.records import wine
 
-#: One broker (and its per-test topics) for the whole session, whatever the layer.
-pytest_plugins = ["tests.support.fixtures"]
+#: One broker (and its per-test topics) for the whole session, whatever the layer; the JPMML-Evaluator
+#: oracle (its JVM shut down at the end) and the sklearn2pmml exports, once per session.
+pytest_plugins = ["tests.support.fixtures", "tests.support.jpmml", "tests.support.pmml_exports"]
 
 
 @pytest.fixture(scope="session")

@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from serving.core.model import Model
-from serving.errors import ConfigError, ModelLoadError
+from serving.errors import ConfigError
 from serving.formats import descriptor_from_path, load_model
-from serving.formats.artifacts import resolve_artifact
-from serving.formats.registry import detect_format, format_names, parse_format
+from serving.formats.registry import format_names, parse_format
 from serving.records import wine
 from serving.records.features import feature_matrix
 from serving.records.files import read_records
@@ -38,11 +35,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser(
         "bench-models",
         help="records/s per model, one record per call against batched",
-        description="Benchmark: score the wine data one record per call and in one batch, per model. "
-        "PMML models are measured under both engines, compiled NumPy and pypmml.",
+        description="Benchmark: score the wine data (or each export's rows) one record per call and in one "
+        "batch, per model. PMML models are measured under both engines, compiled NumPy and pypmml; an engine "
+        "that refuses a model says why.",
     )
     bench.add_argument("--model", action="append", default=[], metavar="PATH:TYPE", help="default: reference models")
     bench.add_argument("--data", type=Path, default=None, help="wine CSV (default: the shipped reference data)")
+    bench.add_argument(
+        "--exports", type=Path, default=None, metavar="DIR",
+        help="instead: every export in DIR (scripts/export_sklearn_models.py all DIR), on its own rows",
+    )  # fmt: skip
     bench.add_argument("--single", type=int, default=300, help="records scored one per call (default 300)")
     bench.add_argument("--repeat", type=int, default=3, help="batched passes over the data (default 3)")
     bench.set_defaults(handler=run_bench_models)
@@ -107,96 +109,48 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def reference_models() -> list[tuple[Path, str]]:
-    """The shipped reference models with their formats, PMML last (its JVM would slow the others)."""
-    models = wine.reference_dir() / "models"
-    found = [(path, fmt) for path in sorted(models.iterdir()) if (fmt := detect_format(path))]
-    return sorted(found, key=lambda item: item[1] == "pmml")
-
-
-#: The PMML engines bench-models measures; "vs pypmml" compares the compiled one with pypmml.
-PMML_ENGINES = ("numpy", "pypmml")
-
-
 def run_bench_models(args: argparse.Namespace) -> int:
-    """Print records/s per model, one record per call against one batch; PMML once per engine.
-
-    The pypmml runs come last: its JVM keeps compiling and collecting in the
-    background, which would slow whatever ran after it.
-    """
+    """Print records/s per model, one record per call against one batch; PMML once per engine."""
     from rich.console import Console
     from rich.table import Table
 
-    data = wine.read_wine_csv(args.data or wine.reference_csv()).features
-    specs = [parse_model_spec(s) for s in args.model] or reference_models()
-    console = Console(stderr=True)
-    runs = [(path, model_type, None) for path, model_type in specs if model_type != "pmml"]
-    runs += [
-        (path, model_type, engine) for engine in PMML_ENGINES for path, model_type in specs if model_type == "pmml"
-    ]
-    rates: dict[tuple[Path, str | None], tuple[float, float]] = {}
-    type_names: dict[Path, str] = {}
-    for path, model_type, engine in runs:
-        console.print(f"benchmarking {path.name}" + (f" ({engine})" if engine else "") + " ...")
-        try:
-            model = _load_for_bench(path, model_type, engine)
-        except ModelLoadError as exc:
-            if engine != "numpy":
-                raise
-            console.print(f"  {path.name}: no compiled engine, {exc}")
-            continue
-        try:
-            rates[path, engine] = _measure(model, data, args.single, args.repeat)
-            type_names[path] = model.type_name
-        finally:
-            model.close()
+    from serving.bench.models import export_subjects, measure_all, reference_subjects
 
-    table = Table(title=f"Scoring speed, {len(data)} wine rows, one process")
-    columns = ("model", "type", "engine", "single rec/s", "batched rec/s", "speed-up", "vs pypmml single/batched")
+    if args.exports is not None:
+        subjects = export_subjects(args.exports)
+        title = f"Scoring speed, exports in {args.exports}, one process"
+    else:
+        data = wine.read_wine_csv(args.data or wine.reference_csv()).features
+        specs = [parse_model_spec(s) for s in args.model] or None
+        subjects = reference_subjects(data, specs)
+        title = f"Scoring speed, {len(data)} wine rows, one process"
+    console = Console(stderr=True)
+    results = measure_all(subjects, args.single, args.repeat, console.print)
+
+    table = Table(title=title)
+    columns = (
+        "model",
+        "type",
+        "engine",
+        "rows",
+        "single rec/s",
+        "batched rec/s",
+        "speed-up",
+        "vs pypmml single/batched",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "type", "engine") else "right")
-    for path, model_type in specs:
-        for engine in PMML_ENGINES if model_type == "pmml" else (None,):
-            if (path, engine) not in rates:
-                continue
-            single_rate, batched_rate = rates[path, engine]
-            versus = ""
-            if engine == "numpy" and (path, "pypmml") in rates:
-                base_single, base_batched = rates[path, "pypmml"]
-                versus = f"{single_rate / base_single:,.1f}x / {batched_rate / base_batched:,.1f}x"
-            table.add_row(
-                path.name,
-                type_names[path],
-                engine or "",
-                f"{single_rate:,.0f}",
-                f"{batched_rate:,.0f}",
-                f"{batched_rate / single_rate:,.1f}x",
-                versus,
-            )
+    by_run = {(m.subject.name, m.engine): m for m in results}
+    for m in results:
+        if m.refused:
+            table.add_row(m.subject.name, m.type_name or m.subject.model_type, m.engine or "", str(len(m.subject.data)),
+                          "-", "-", "", f"refused: {m.refused}")  # fmt: skip
+            continue
+        versus = ""
+        base = by_run.get((m.subject.name, "pypmml"))
+        if m.engine == "numpy" and base is not None and not base.refused:
+            versus = f"{m.single / base.single:,.1f}x / {m.batched / base.batched:,.1f}x"
+        table.add_row(m.subject.name, m.type_name, m.engine or "", str(len(m.subject.data)), f"{m.single:,.0f}",
+                      f"{m.batched:,.0f}", f"{m.batched / m.single:,.1f}x", versus)  # fmt: skip
     Console().print(table)
     return 0
-
-
-def _load_for_bench(path: Path, model_type: str, engine: str | None) -> Model:
-    """The model at ``path``; a PMML one on the given engine (see ``serving.formats.pmml.model``)."""
-    descriptor = descriptor_from_path(path, model_type)
-    if engine is None:
-        return load_model(descriptor)
-    from serving.formats.pmml.model import PmmlModel
-
-    return PmmlModel(descriptor, resolve_artifact(descriptor), engine=engine)
-
-
-def _measure(model: Model, data, single: int, repeat: int) -> tuple[float, float]:
-    """(records/s scoring one record per call, records/s scoring the whole data per call)."""
-    model.score_batch(data[:10])  # warm-up: first calls compile or JIT
-    single_n = min(single, len(data))
-    started = time.perf_counter()
-    for i in range(single_n):
-        model.score_batch(data[i : i + 1])
-    single_rate = single_n / (time.perf_counter() - started)
-    started = time.perf_counter()
-    for _ in range(repeat):
-        model.score_batch(data)
-    batched_rate = repeat * len(data) / (time.perf_counter() - started)
-    return single_rate, batched_rate

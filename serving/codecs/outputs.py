@@ -34,6 +34,7 @@ def results_for(model: Model, records: list[WineRecord], scores: BatchScores) ->
         )
         if scores.probabilities is not None:
             result.probabilities.extend(float(p) for p in scores.probabilities[i])
+        if scores.labels:  # also without probabilities: a label-only classifier's score is an index into them
             result.labels.extend(scores.labels)
         results.append(result)
     return results

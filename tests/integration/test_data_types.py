@@ -73,7 +73,13 @@ class IrisModel:
         self.rows = frame[IRIS_FIELDS].to_dict(orient="records")
         labels = np.asarray(iris.target_names)[iris.target]
         self.oracle = LogisticRegression(C=c, max_iter=2000).fit(frame[MODEL_ORDER].to_numpy(), labels)
-        onnx = convert_sklearn(self.oracle, initial_types=[("input", FloatTensorType([None, 4]))], target_opset=17)
+        # No ZipMap and no labels metadata: the job reads the class labels from the graph itself.
+        onnx = convert_sklearn(
+            self.oracle,
+            initial_types=[("input", FloatTensorType([None, 4]))],
+            options={id(self.oracle): {"zipmap": False}},
+            target_opset=17,
+        )
         path = tmp_path / f"iris-{version}.onnx"
         path.write_bytes(onnx.SerializeToString())
         self.version = version
@@ -85,6 +91,7 @@ class IrisModel:
             version=version,
             metadata={"feature_names": ",".join(feature_names)},
         )
+        assert "labels" not in self.descriptor.metadata
 
     def message(self) -> bytes:
         """The descriptor stamped now: records with a later event time are this model's."""

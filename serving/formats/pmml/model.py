@@ -9,6 +9,7 @@ fallback and the oracle the compiled engine is tested against.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from serving.core.model import Model, ModelDescriptor, RawPrediction, classify
-from serving.errors import ConfigError, CorruptModelError, ModelLoadError, ModelSchemaError
+from serving.errors import (
+    ConfigError,
+    CorruptModelError,
+    ModelLoadError,
+    ModelSchemaError,
+    UnreliableEvaluatorError,
+)
 from serving.formats.pmml.compiler import NotCompilable, compile_pmml, label_key
 from serving.logs import get_logger
 from serving.settings import environment
@@ -46,7 +53,13 @@ class PmmlModel(Model):
     highest probability. Probabilities the evaluator leaves out (NaN) are 0.
 
     Engine: ``engine`` is ``"numpy"`` when the document compiled, else
-    ``"pypmml"`` (``engine_note`` then says why). Both give the same results;
+    ``"pypmml"`` (``engine_note`` then says why). Both give JPMML-Evaluator's
+    results (the reference implementation, the tests' oracle). Where pypmml is
+    known to go wrong it is refused, not served: a classifier whose output has
+    NaN class probabilities while the others do not add up to 1, or a
+    predicted label that is not the most probable one, raises
+    :class:`UnreliableEvaluatorError`, so admission's
+    probe rejects the model and the previous one keeps serving;
     choose with the ``engine`` argument or ``$MODELSERVING_PMML_ENGINE``
     (``auto``, ``numpy``, ``pypmml``). pypmml, and with it the JVM, is only
     started for the pypmml engine.
@@ -113,11 +126,34 @@ class PmmlModel(Model):
             self._labels = self._compiled.labels
         else:
             self._predicted_column, self._probability_columns, self._labels = self._outputs()
+            self._self_check(declared, values)
         log.info(
             "pmml engine",
             extra={"model": descriptor.name, "version": descriptor.version, "engine": self.engine}
             | ({"why": self.engine_note} if self.engine_note else {}),
         )
+
+    def _self_check(self, declared: dict[str, str], values: dict[str, str]) -> None:
+        """Score one probe row under pypmml; an answer that contradicts itself refuses the model at load.
+
+        The row takes each field's first valid category, else 0: pypmml's known
+        fault (an ensemble's probabilities read by position) shows on any row.
+        """
+        if self.function != "classification":
+            return
+        row = [
+            values.get(name, "") if declared.get(name) == "string" else 0.0 for name in self._pmml.inputNames
+        ]  # fmt: skip
+        request = json.dumps({"columns": list(self._pmml.inputNames), "data": [row]})
+        try:
+            response = json.loads(self._pmml.call("predict", request))
+        except Exception:  # the probe row itself is refused: scoring will tell, row by row
+            return
+        try:
+            self.interpret(pd.DataFrame(response["data"], columns=response["columns"]))
+        except UnreliableEvaluatorError:
+            self.close()
+            raise
 
     def _outputs(self) -> tuple[str | None, list[str], tuple[str, ...]]:
         predicted = None
@@ -151,17 +187,36 @@ class PmmlModel(Model):
         if self.function == "regression":
             return RawPrediction(scores=output[self._predicted_column].to_numpy(dtype=np.float64))
         probabilities = (
-            np.nan_to_num(output[self._probability_columns].to_numpy(dtype=np.float64), nan=0.0)
-            if self._probability_columns
-            else None
+            output[self._probability_columns].to_numpy(dtype=np.float64) if self._probability_columns else None
         )
+        if probabilities is not None:
+            # NaN is a class the answer leaves out, 0 by the reference evaluator, unless the classes it
+            # gives do not add up to 1: then NaN stands for mass pypmml lost (its positional ensemble).
+            unknown = np.isnan(probabilities)
+            lost = np.abs(np.nansum(probabilities, axis=1) - 1.0) > 1e-6
+            if (unknown.any(axis=1) & ~unknown.all(axis=1) & lost).any():  # no answer at all: a missing row
+                raise UnreliableEvaluatorError(
+                    f"model {self.name}:{self.version}: pypmml gave NaN class probabilities, which the reference "
+                    "evaluator does not; refusing its answer (publish a model the NumPy engine compiles)"
+                )
+            probabilities = np.where(unknown, 0.0, probabilities)
         if self._predicted_column and self._predicted_column in output:
             predicted = output[self._predicted_column]
+            index = {label: i for i, label in enumerate(self._labels)}
+            positions = np.asarray([index.get(_label_text(label), -1) for label in predicted])
+            if probabilities is not None and probabilities.shape[1]:
+                best = probabilities.max(axis=1)
+                chosen = probabilities[np.arange(len(positions)), np.maximum(positions, 0)]
+                answered = predicted.notna().to_numpy()
+                if (answered & ((positions < 0) | (chosen < best))).any():
+                    raise UnreliableEvaluatorError(
+                        f"model {self.name}:{self.version}: pypmml predicted a label that is not the most "
+                        "probable one; refusing its answer"
+                    )
             if _all_numeric(self._labels):
                 scores = pd.to_numeric(predicted, errors="coerce").to_numpy(dtype=np.float64)
             else:  # the result rule: a label that is no number scores as its index in labels
-                index = {label: i for i, label in enumerate(self._labels)}
-                scores = np.asarray([index.get(str(label), np.nan) for label in predicted], dtype=np.float64)
+                scores = np.where(positions >= 0, positions, np.nan).astype(np.float64)
             return RawPrediction(scores=scores, probabilities=probabilities, labels=self._labels)
         if probabilities is None:
             raise CorruptModelError(f"model {self.name!r}: PMML classifier exposes neither a label nor probabilities")
@@ -211,9 +266,24 @@ def _declared_types(text: str) -> tuple[dict[str, str], dict[str, str]]:
     return types, first_values
 
 
+def _label_text(label: object) -> str:
+    """A predicted label as the probability columns name it (pypmml gives integer labels as 5 or 5.0)."""
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return str(label)
+
+
 def _plain(inputs: np.ndarray) -> list[list[object]]:
-    """Rows of plain Python values (NumPy scalars are not JSON)."""
-    return [[value.item() if isinstance(value, np.generic) else value for value in row] for row in inputs.tolist()]
+    """Rows of plain Python values (NumPy scalars are not JSON); a missing value (NaN, None) is JSON null."""
+    return [[_json_value(value) for value in row] for row in inputs.tolist()]
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None  # pypmml's parser refuses a bare NaN
+    return value
 
 
 def _all_numeric(labels: tuple[str, ...]) -> bool:

@@ -8,22 +8,25 @@ import sys
 
 import numpy as np
 import pytest
-from pypmml import Model as PypmmlModel
 
 from serving.cli import main
 from serving.records import wine
-from tests.support.reference import PMML_LINEAR, TF_GRAPH
+from tests.support.reference import PMML_FOREST, PMML_LINEAR, TF_GRAPH
 
 
-def test_score_writes_one_line_per_row_in_order(capsys, tmp_path, wine_data):
+def test_score_writes_one_line_per_row_in_order(capsys, tmp_path, wine_data, jpmml):
+    """The reference forest, scored by the CLI, gives JPMML-Evaluator's winning label and distribution."""
     rows = tmp_path / "some.csv"
     rows.write_text("\n".join(";".join(str(v) for v in r) for r in wine_data.features[:25]))
-    assert main(["score", "--model", str(PMML_LINEAR), "--type", "pmml", "--data", str(rows)]) == 0
+    assert main(["score", "--model", str(PMML_FOREST), "--type", "pmml", "--data", str(rows)]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["row"] for x in lines] == list(range(25))
-    oracle = PypmmlModel.fromFile(str(PMML_LINEAR))
-    for line, row in zip(lines, wine_data.features[:25]):
-        assert line["score"] == oracle.predict(dict(zip(wine.FEATURE_NAMES, row.tolist())))["predicted_quality"]
+    oracle = jpmml.answers(PMML_FOREST, [dict(zip(wine.FEATURE_NAMES, r.tolist())) for r in wine_data.features[:25]])
+    assert [x["score"] for x in lines] == [float(label) for label in oracle.predicted]
+    assert lines[0]["score"] == 5.0
+    for i, line in enumerate(lines):
+        got = dict(zip(line["labels"], line["probabilities"]))
+        assert got == pytest.approx({k: v[i] for k, v in oracle.probabilities.items()}, abs=1e-9, rel=0)
 
 
 def test_score_classifier_gives_probabilities(capsys, wine_data):

@@ -1,18 +1,17 @@
-"""Every reference model loads and scores all 1,599 rows, matching its framework's own evaluation."""
+"""Every reference model loads and scores all 1,599 rows, matching its framework's own evaluation.
+
+The PMML files are compared with JPMML-Evaluator in tests/unit/formats/pmml/test_oracle_reference.py.
+"""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import pytest
 import tensorflow as tf
-from pypmml import Model as PypmmlModel
 
 from serving.core.model import ModelType
 from serving.formats import descriptor_from_path, load_model
 from serving.records import wine
-from tests.support.reference import PMML_FILES, PMML_FOREST, TF_GRAPH, TF_SAVED
+from tests.support.reference import PMML_FOREST, TF_GRAPH, TF_SAVED
 
 
 def test_data_has_every_row(wine_data):
@@ -48,24 +47,6 @@ def test_saved_model_matches_its_predict_signature(wine_data):
     assert model.signature == "predict"
     np.testing.assert_allclose(ours.probabilities, expected, atol=1e-6, rtol=0)
     np.testing.assert_array_equal(ours.scores, np.argmax(expected, axis=1))
-
-
-@pytest.mark.parametrize("path", PMML_FILES, ids=lambda p: p.stem)
-def test_pmml_batch_equals_pypmml_record_at_a_time(wine_data, path):
-    model = load_model(descriptor_from_path(path, ModelType.PMML))
-    ours = model.score_batch(wine_data.features)
-    oracle = PypmmlModel.fromFile(str(path))
-    oracle.setSupplementOutput(True)  # so classifiers report predicted_quality too
-    try:
-        for i, row in enumerate(wine_data.features):
-            single = oracle.predict(dict(zip(wine.FEATURE_NAMES, row.tolist())))
-            assert ours.scores[i] == float(single["predicted_quality"]), i
-            for j, label in enumerate(ours.labels):
-                value = single[f"probability({label})"]
-                assert ours.probabilities[i, j] == (0.0 if math.isnan(value) else value), (i, label)
-    finally:
-        oracle.close()
-        model.close()
 
 
 def test_pmml_fields_match_record_names_ignoring_case_and_separators(wine_data):

@@ -4,44 +4,60 @@
 ``xml.etree``) and returns a :class:`CompiledPmml` that scores float rows with a
 few NumPy calls per batch instead of a JVM round trip per call.
 
-The contract is **pypmml's results, not the PMML specification's**: pypmml
-(PMML4S 1.5 in a JVM) is the engine this replaces and the oracle it is tested
-against, so its observable behaviour is reproduced, quirks included:
+The contract is **JPMML-Evaluator's results** (the reference PMML
+implementation, the tests' oracle): regressors within 1e-9, classifiers with the
+same winning label and probabilities within 1e-9. Where JPMML reads the PMML
+specification in a particular way, that reading is reproduced:
 
-* a probability the evaluator does not know is NaN, and NaN propagates: an
-  ensemble ``average`` over trees whose leaves omit a class gives NaN for that
-  class (the result rule then reports 0);
-* the predicted class of an ensemble or a regression classifier is PMML4S's
-  ``maxBy`` over a Scala immutable ``Map``: the first maximum in the map's
-  iteration order, where NaN is greater than any number. Maps of up to four
-  classes iterate in insertion order, larger ones in Scala 2.13's CHAMP hash
-  order, which :func:`scala_map_order` reproduces from the labels' Scala hashes;
-* a single tree predicts its leaf's ``score`` attribute, not the most probable class;
-* an ensemble reads each member's probabilities by *position* in the output
-  layout of the first selected member, so members whose layouts differ (as
-  JPMML-SparkML's forest trees, which name no target and so take their classes
-  from their first leaf) contribute whatever sits at that position, or NaN;
-* ``nullPrediction`` still lets ``noTrueChildStrategy="returnLastPrediction"``
-  return the last node; a missing integer label comes out as Long.MIN_VALUE;
-  infinities come out as null.
+* an ensemble reads its members' probabilities by label; a label a member does
+  not mention counts as probability 0 in an average;
+* the winning label is the highest probability; a tie goes to the label the
+  result map holds first: a tree node's ScoreDistribution order, for an
+  ensemble the order in which members first mention the labels (first voted,
+  for a vote);
+* a single tree predicts its final node's ``score``, even where its
+  ScoreDistribution favours another class;
+* a tree's root predicate is evaluated; an UNKNOWN child ends the walk at once
+  under ``nullPrediction``, ``lastPrediction`` and ``defaultChild``;
+  ``returnLastPrediction`` only returns a node that has a score;
+* a member without a prediction voids the ensemble's (``returnMissing``, and the
+  default ``continue`` but in a vote, where it votes for "no prediction"), or is
+  skipped (``skipSegment``);
+* no prediction is NaN (a label's score as well as a value); the probabilities then are 0.
+  Rows JPMML fails to evaluate (every fired member of an average skipped, an
+  unavailable chained output, ...) get no prediction too (``Result.failed``).
 
-Compiled: ``RegressionModel`` (regression with every normalisation but probit;
-classification with softmax, simplemax, none, binary logit), ``TreeModel``
-(multi-way or binary; Simple, SimpleSet, Compound and/or, True, False
-predicates with three-valued logic; missingValueStrategy none, lastPrediction,
-nullPrediction; both noTrueChildStrategy values; ScoreDistribution probabilities
-from ``probability`` or recordCount/total), ``MiningModel`` segmentation
-(average, weightedAverage, majorityVote, weightedMajorityVote for classification;
-average, weightedAverage, sum, weightedSum for regression; nested segments), and
-DerivedFields in TransformationDictionary/LocalTransformations built from
-FieldRef, Constant, NormContinuous and Apply with arithmetic functions.
+Where JPMML's own probability outputs are an artefact rather than a reading of
+the spec, the sensible value is served: with non-string labels, probability
+fields on a ``selectFirst``/``modelChain`` MiningModel read 0 in JPMML; the
+compiled engine serves the selected member's probabilities (which JPMML
+reports through that member's own OutputFields).
 
-Inputs are the active MiningFields of the top-level model, continuous doubles.
-Our records only ever carry finite floats, so MiningField treatments that only
-act on missing, invalid or outlying inputs are irrelevant; anything whose
-semantics is not implemented here (other model types, Targets, categorical
-inputs, outlier treatment, modelChain, xor and surrogate predicates, ...) raises
-:class:`NotCompilable`, and the caller falls back to pypmml.
+Compiled: ``TreeModel`` (every predicate, with three-valued logic for missing
+inputs: Simple with isMissing/isNotMissing, SimpleSet, Compound and/or/xor/
+surrogate, True, False; missingValueStrategy none, lastPrediction,
+nullPrediction, defaultChild; both noTrueChildStrategy values; binary and multi
+splits; ScoreDistribution probabilities from ``probability`` or
+``recordCount``; missingValuePenalty, which only scales confidences),
+``MiningModel`` (regression: sum, weightedSum, average, weightedAverage, median,
+weightedMedian; classification: average, weightedAverage, majorityVote,
+weightedMajorityVote; both: selectFirst and modelChain, whose members may read
+the ``predictedValue`` and ``probability`` OutputFields of the segments before
+them; nested segments; segment predicates), and the families of
+:mod:`.models` (RegressionModel, NeuralNetwork, NaiveBayesModel,
+SupportVectorMachineModel, ...), with the inputs, transformations and Targets
+of :mod:`.inputs`, :mod:`.expressions` and :mod:`.fields`.
+
+Anything else raises :class:`NotCompilable` with the reason, and the caller
+falls back to pypmml: among others ``weightedConfidence`` and
+``aggregateNodes`` (JPMML implements neither), max/median/``selectAll``/``sum``
+classification ensembles, chained OutputFields other than plain
+``predictedValue``/``probability`` or on a segment whose predicate is not
+``<True/>``, a ``selectFirst``/``modelChain`` member that names no target, a
+nested vote under ``continue``, and documents JPMML itself fails on (a final
+tree node without a score, a ScoreDistribution with probabilities for some
+entries only or summing to 0, an average over a node without one, an integer
+label beyond 32 bits).
 
 The modules, one per PMML element family:
 
@@ -50,16 +66,16 @@ The modules, one per PMML element family:
 * :mod:`.expressions`: TransformationDictionary, LocalTransformations, DerivedField and its expressions;
 * :mod:`.predicates`: True, False, SimplePredicate, SimpleSetPredicate, CompoundPredicate;
 * :mod:`.regression`, :mod:`.trees`, :mod:`.mining`: RegressionModel, TreeModel, MiningModel;
+* :mod:`.ensemble`: how a MiningModel combines its members' results;
 * :mod:`.models`: the dispatcher from a model element to its family;
-* :mod:`.outputs`: Output, as PMML4S lays out a model's outputs and types its prediction;
+* :mod:`.outputs`: Output, and the type of the prediction;
 * :mod:`.base`: what every model shares (context, result, base class);
-* :mod:`.labels`, :mod:`.scala`: class labels, and PMML4S's Scala hashing and ``maxBy``;
+* :mod:`.labels`: class labels, and JPMML's choice of the winning label;
 * :mod:`.elements`, :mod:`.evaluation`: reading XML elements; an evaluation's columns and getters.
 """
 
 from serving.formats.pmml.compiler.document import CompiledPmml, compile_pmml
 from serving.formats.pmml.compiler.elements import NotCompilable
 from serving.formats.pmml.compiler.labels import label_key
-from serving.formats.pmml.compiler.scala import scala_hash, scala_map_order
 
-__all__ = ["CompiledPmml", "NotCompilable", "compile_pmml", "label_key", "scala_hash", "scala_map_order"]
+__all__ = ["CompiledPmml", "NotCompilable", "compile_pmml", "label_key"]

@@ -1,10 +1,8 @@
 """What every compiled model element shares: its :class:`Context`, its :class:`Result` and the :class:`Model` base.
 
-A model element (RegressionModel, TreeModel, MiningModel) compiles to a
-:class:`Model` that scores an evaluation's rows into a :class:`Result`, and
-declares in ``layout`` the output series PMML4S would hand a parent
-MiningModel, as :data:`Slot` values: an ensemble reads its members' outputs by
-position in that series.
+A model element compiles to a :class:`Model` that scores an evaluation's rows
+into a :class:`Result`. A parent MiningModel reads its members' Results by
+label, as JPMML-Evaluator does.
 """
 
 from __future__ import annotations
@@ -17,7 +15,8 @@ from serving.formats.pmml.compiler.evaluation import Env
 from serving.formats.pmml.compiler.labels import Labels
 
 #: The model elements this compiler implements.
-MODEL_TAGS = {"RegressionModel", "TreeModel", "MiningModel"}
+MODEL_TAGS = {"RegressionModel", "TreeModel", "MiningModel", "NeuralNetwork", "NaiveBayesModel",
+              "SupportVectorMachineModel", "NearestNeighborModel", "GeneralRegressionModel"}  # fmt: skip
 
 
 @dataclass
@@ -25,13 +24,19 @@ class Result:
     """One model's outputs for N rows.
 
     ``value``: regression prediction (NaN: none). ``label``: index into the
-    document's labels (-1: none). ``probs``: [N, labels], NaN where the model
-    gives no probability for a label.
+    document's labels (-1: none). ``probs``: [N, labels], the probability of
+    each label (NaN or 0 where the model gives none). ``rank``: [N, labels],
+    int64, the order in which JPMML's result map holds the labels (0 first;
+    :data:`~serving.formats.pmml.compiler.labels.NO_RANK` for a label it does
+    not hold), which breaks ties in an ensemble; None means label order, every
+    label with a finite probability held.
     """
 
     value: np.ndarray | None = None
     label: np.ndarray | None = None
     probs: np.ndarray | None = None
+    rank: np.ndarray | None = None
+    failed: np.ndarray | None = None  # [N] bool: rows JPMML fails to evaluate (served as no prediction)
 
 
 class Context:
@@ -44,15 +49,10 @@ class Context:
         self.n_classes = len(labels) if labels is not None else 0
 
 
-#: An output field as PMML4S lays out a model's output series: ("pred",), ("prob", label or None for the
-#: predicted label's), ("conf",), ("id",) or ("other",). A parent reads its members' series by position.
-Slot = tuple
-
-
 class Model:
-    """A compiled model element; ``layout`` lists the output series it hands a parent MiningModel."""
+    """A compiled model element; ``gives_probabilities`` is False for a classifier JPMML reports none for."""
 
-    layout: list[Slot]
+    gives_probabilities: bool = True
 
     def evaluate(self, env: Env) -> Result:  # pragma: no cover - abstract
         """Score every row of ``env``."""

@@ -1,14 +1,14 @@
 """The document: :func:`compile_pmml` turns a PMML document into a :class:`CompiledPmml` that scores rows.
 
 The document must hold one model element of a compiled family, a
-DataDictionary, and optionally a TransformationDictionary; the result follows
-``PmmlModel``'s result rule (its label order, its reading of pypmml's labels as
-numbers), so the caller cannot tell it from pypmml's.
+DataDictionary, and optionally a TransformationDictionary. The result is
+JPMML-Evaluator's, laid out by ``PmmlModel``'s result rule: a probability
+column for every target value, in ``label_key`` order, and the predicted label
+read as a number (NaN for no prediction).
 """
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -19,10 +19,12 @@ from serving.formats.pmml.compiler.base import MODEL_TAGS, Context, Model
 from serving.formats.pmml.compiler.elements import NotCompilable, allow_only, child_elements, find_child, tag_name
 from serving.formats.pmml.compiler.evaluation import Env
 from serving.formats.pmml.compiler.expressions import Scope
-from serving.formats.pmml.compiler.fields import data_fields, input_columns, target_labels, top_level_fields
+from serving.formats.pmml.compiler.fields import data_fields, target_labels, top_level_fields
+from serving.formats.pmml.compiler.functions import FAILED
+from serving.formats.pmml.compiler.inputs import InputEncoder, input_fields, rejected_rows
 from serving.formats.pmml.compiler.labels import Labels, label_key, numeric_labels
-from serving.formats.pmml.compiler.models import compile_model, predicate_rows, top_level_defaults
-from serving.formats.pmml.compiler.outputs import output_layout, prediction_datatype, probability_labels
+from serving.formats.pmml.compiler.models import compile_model, predicate_rows
+from serving.formats.pmml.compiler.outputs import prediction_datatype
 
 #: Rows scored per NumPy pass; bounds the [predicates x rows] matrices of big forests.
 _CHUNK_CELLS = 1 << 22
@@ -45,7 +47,7 @@ class CompiledPmml:
         input_names: The PMML input fields, in the column order :meth:`predict` takes.
         target: The target field's name.
         labels: For a classifier, the labels of the probability columns, in
-            ``label_key`` order (as ``PmmlModel`` orders pypmml's outputs); else empty.
+            ``label_key`` order (as ``PmmlModel`` orders its outputs); else empty.
         model_element: The top-level model's element name, e.g. ``MiningModel``.
     """
 
@@ -58,17 +60,20 @@ class CompiledPmml:
     _label_table: Labels | None
     _output_labels: np.ndarray
     _numeric: np.ndarray
-    _null_score: float = math.nan
     _cells: int = 1
+    _encoder: InputEncoder | None = None  # the inputs' types and treatments (see .inputs)
 
     def predict(self, inputs: np.ndarray) -> RawPrediction:
         """Score float64 [N, len(input_names)] rows by ``PmmlModel``'s result rule.
 
         Regression: the predicted value. Classification: the predicted label as a
         number (when labels are not all numbers, its index in ``labels``; NaN
-        when absent) and the probabilities in ``labels`` order, NaN reported as 0.
+        when absent) and the probabilities in ``labels`` order, NaN reported as 0;
+        None for a model that gives a label only (kNN, OneAgainstAll SVM).
         """
-        inputs = np.asarray(inputs, dtype=np.float64)
+        inputs = np.asarray(inputs)
+        if inputs.dtype != object:  # an object matrix carries strings (categorical inputs)
+            inputs = inputs.astype(np.float64, copy=False)
         step = max(16, _CHUNK_CELLS // max(1, self._cells))
         parts = [self._predict(inputs[i : i + step]) for i in range(0, len(inputs), step)] or [self._predict(inputs)]
         if len(parts) == 1:
@@ -77,17 +82,29 @@ class CompiledPmml:
         return RawPrediction(np.concatenate([p.scores for p in parts]), probabilities, parts[0].labels)
 
     def _predict(self, inputs: np.ndarray) -> RawPrediction:
-        env = Env(np.ascontiguousarray(inputs.T))
+        rejected = None
+        if self._encoder is None:
+            env = Env(np.ascontiguousarray(inputs.T))
+        else:
+            columns, rejected = self._encoder.encode(inputs)
+            env = Env(columns)
         with np.errstate(all="ignore"):
             result = self._model.evaluate(env)
-        # pypmml's JSON has no infinities: it writes null, which PmmlModel reads as NaN (a probability as 0).
+        failed = env.cache.get(FAILED)  # type: ignore[call-overload]
+        if failed is not None:  # a function JPMML fails on a missing argument
+            rejected = failed if rejected is None else rejected | failed
+        if rejected is not None:  # rows JPMML rejects (an invalid input): no prediction
+            result = rejected_rows(result, rejected)
+        # The served results carry no infinities: such a value is reported as NaN, a probability as 0.
         if self.function == "regression":
             value = np.asarray(result.value, dtype=np.float64)
             return RawPrediction(scores=np.where(np.isfinite(value), value, np.nan))
         label = np.asarray(result.label)
-        scores = np.where(label >= 0, self._numeric[np.maximum(label, 0)], self._null_score)
+        scores = np.where(label >= 0, self._numeric[np.maximum(label, 0)], np.nan)
         if not len(self._output_labels):
             return RawPrediction(scores=scores, probabilities=None, labels=())
+        if not self._model.gives_probabilities:  # kNN, OneAgainstAll SVM: JPMML reports a label only
+            return RawPrediction(scores=scores, probabilities=None, labels=self.labels)
         probabilities = result.probs[:, self._output_labels]
         probabilities = np.where(np.isfinite(probabilities), probabilities, 0.0)
         return RawPrediction(scores=scores, probabilities=probabilities, labels=self.labels)
@@ -117,32 +134,26 @@ def compile_pmml(document: bytes | str) -> CompiledPmml:
     function = model_elem.get("functionName", "")
     if function not in ("regression", "classification"):
         raise NotCompilable(f"functionName {function!r}")
-    columns = input_columns(input_names, fields)
+    columns, encoder = input_fields(model_elem, input_names, fields)
     target_spec = fields[target]
     labels = target_labels(target_spec, function)
     ctx = Context(function, target, labels)
 
     base = Scope(None, columns).with_transformations(find_child(root, "TransformationDictionary"))
     model = compile_model(model_elem, ctx, base, top=True)
-    predicted_type = prediction_datatype(model_elem, target_spec, function)
+    prediction_datatype(model_elem, target_spec, function)  # refuses a prediction typed otherwise
 
     output_labels: list[int] = []
     numeric = np.empty(0)
     if labels is not None:
-        declared = probability_labels(output_layout(model_elem, ctx, final_only=True) or [])
-        # pypmml's supplement output adds the default probability fields the Output lacks.
-        defaults = top_level_defaults(model, ctx)
-        output_labels = list(declared) + [c for c in defaults if c not in declared]
-        texts = [labels.text(i) for i in output_labels]
-        if len(set(texts)) != len(texts):
-            raise NotCompilable("two probability outputs share a label")
-        order = sorted(range(len(output_labels)), key=lambda i: label_key(texts[i]))
-        output_labels = [output_labels[i] for i in order]
-        numeric = numeric_labels([labels.text(i) for i in range(len(labels))])
+        # Every target value gets a probability column (0 where the model gives none), in label_key order.
+        texts = [labels.text(i) for i in range(len(labels))]
+        output_labels = sorted(range(len(labels)), key=lambda i: label_key(texts[i]))
+        numeric = numeric_labels(texts)
         if np.isnan(numeric).any():
             # The result rule: when labels are not all numbers, a label scores as its index in ``labels``.
-            position = {texts[i]: rank for rank, i in enumerate(order)}
-            numeric = np.asarray([position.get(labels.text(i), np.nan) for i in range(len(labels))], dtype=np.float64)
+            position = {label: rank for rank, label in enumerate(output_labels)}
+            numeric = np.asarray([position[i] for i in range(len(labels))], dtype=np.float64)
     model.finish(len(labels) if labels is not None else 0)
     compiled = CompiledPmml(
         function=function,
@@ -154,8 +165,7 @@ def compile_pmml(document: bytes | str) -> CompiledPmml:
         _label_table=labels,
         _output_labels=np.asarray(output_labels, dtype=np.intp),
         _numeric=numeric,
+        _encoder=encoder,
     )
     compiled._cells = predicate_rows(model)
-    # pypmml writes a missing integer label as Long.MIN_VALUE, and PmmlModel reads that as a number.
-    compiled._null_score = -(2.0**63) if predicted_type == "integer" else math.nan
     return compiled

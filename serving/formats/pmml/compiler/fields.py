@@ -1,13 +1,14 @@
 """Fields: the DataDictionary and the MiningSchemas, i.e. the inputs, the target and its labels.
 
-The inputs are the active MiningFields of the top-level model, which must be
-continuous double DataFields; they become the columns
-:meth:`~serving.formats.pmml.compiler.document.CompiledPmml.predict` takes, in
-MiningSchema order. A classification target must be categorical and list its
-valid Values (the :class:`~serving.formats.pmml.compiler.labels.Labels`); a
-regression target must be a continuous double or integer. Our records only
-ever carry finite floats, so MiningField treatments that only act on missing,
-invalid or outlying inputs are irrelevant; the others are refused.
+The inputs are the active MiningFields of the top-level model; they become the
+columns :meth:`~serving.formats.pmml.compiler.document.CompiledPmml.predict`
+takes, in MiningSchema order, prepared by :mod:`.inputs` (types, missing and
+invalid values, the top-level MiningField treatments). A classification
+target must be categorical and list its valid Values (the
+:class:`~serving.formats.pmml.compiler.labels.Labels`); a regression target
+must be a continuous double or integer. A sub-model's MiningFields may not
+treat values (that is not implemented); a model's Targets are allowed only
+where the caller applies them (``allow_targets``, see :mod:`.targets`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import xml.etree.ElementTree as ET
 
 from serving.formats.pmml.compiler.base import Context
 from serving.formats.pmml.compiler.elements import NotCompilable, allow_only, child_elements, find_child, tag_name
-from serving.formats.pmml.compiler.evaluation import Column, Getter
 from serving.formats.pmml.compiler.expressions import Scope
 from serving.formats.pmml.compiler.labels import Labels
 
@@ -48,19 +48,6 @@ def top_level_fields(model_elem: ET.Element, fields: dict[str | None, ET.Element
     return input_names, targets[0]  # type: ignore[return-value]
 
 
-def input_columns(input_names: list[str | None], fields: dict[str | None, ET.Element]) -> dict[str, Getter]:
-    """The getter of each input by name: its position in ``input_names``, each a plain continuous double."""
-    columns: dict[str, Getter] = {}
-    for position, name in enumerate(input_names):
-        spec = fields.get(name)
-        if spec is None:
-            raise NotCompilable(f"input {name!r} is not a DataField")
-        if spec.get("optype") != "continuous" or spec.get("dataType") != "double" or child_elements(spec):
-            raise NotCompilable(f"input {name!r} is not a plain continuous double")
-        columns[name] = Column(position)  # type: ignore[index]
-    return columns
-
-
 def target_labels(target_spec: ET.Element, function: str) -> Labels | None:
     """The classification target's frozen labels (None for regression), once the target is checked."""
     labels = None
@@ -86,11 +73,25 @@ def target_labels(target_spec: ET.Element, function: str) -> Labels | None:
     return labels
 
 
-def check_model_common(elem: ET.Element, ctx: Context, scope: Scope, *, top: bool) -> tuple[Scope, bool]:
+#: MiningField attributes a sub-model may not set: treating values there is not implemented.
+#: Each attribute with the values that change nothing (None: the attribute is absent).
+_SUB_MODEL_TREATMENTS = {
+    "outliers": (None, "asIs"),
+    "missingValueTreatment": (None, "asIs", "asMean", "asMode", "asMedian", "asValue"),
+    "missingValueReplacement": (None,),
+    "invalidValueTreatment": (None, "returnInvalid"),
+    "invalidValueReplacement": (None,),
+}
+
+
+def check_model_common(
+    elem: ET.Element, ctx: Context, scope: Scope, *, top: bool, allow_targets: bool = False
+) -> tuple[Scope, bool]:
     """Validate the parts every model element has; return the model's own scope and whether it names the target.
 
     A sub-model may omit the target (JPMML-SparkML's forest trees do); PMML4S
     then infers its classes from the model itself, which only a tree supports here.
+    ``allow_targets``: the caller applies the element's Targets (else they are refused).
     """
     if elem.get("functionName") != ctx.function:
         raise NotCompilable(
@@ -98,8 +99,8 @@ def check_model_common(elem: ET.Element, ctx: Context, scope: Scope, *, top: boo
         )
     if elem.get("isScorable", "true") != "true":
         raise NotCompilable("model is not scorable")
-    if find_child(elem, "Targets") is not None:
-        raise NotCompilable("Targets is not supported")
+    if find_child(elem, "Targets") is not None and not allow_targets:
+        raise NotCompilable("Targets is not supported here")
     schema = find_child(elem, "MiningSchema")
     if schema is None:
         raise NotCompilable(f"<{tag_name(elem)}> has no MiningSchema")
@@ -115,14 +116,9 @@ def check_model_common(elem: ET.Element, ctx: Context, scope: Scope, *, top: boo
             continue
         if usage != "active":
             raise NotCompilable(f"MiningField usageType {usage!r}")
-        if mf.get("optype", "continuous") != "continuous":
-            raise NotCompilable(f"MiningField {name!r} is not continuous")
-        if mf.get("outliers", "asIs") != "asIs":
-            raise NotCompilable(f"MiningField {name!r} treats outliers")
-        if mf.get("missingValueTreatment") == "returnInvalid":
-            raise NotCompilable(f"MiningField {name!r} returns invalid on missing values")
-        if not top and mf.get("missingValueReplacement") is not None:
-            raise NotCompilable(f"MiningField {name!r} replaces missing derived values")
+        if not top and any(mf.get(a) not in harmless for a, harmless in _SUB_MODEL_TREATMENTS.items()):
+            # (the top-level model's treatments are applied to the inputs by .inputs)
+            raise NotCompilable(f"MiningField {name!r} of a sub-model treats values")
         scope.resolve(name)
     if targets != [ctx.target] and (top or targets):
         raise NotCompilable(f"<{tag_name(elem)}> must name the target {ctx.target!r} (names {targets})")

@@ -3,7 +3,9 @@
 :class:`Labels` numbers the target's DataDictionary Values; every other label a
 document mentions (a leaf score, a targetCategory, an output value) must be one
 of them. :func:`label_key` orders probability columns as ``PmmlModel`` orders
-pypmml's, and :func:`numeric_labels` reads labels as numbers as it does.
+them, and :func:`numeric_labels` reads labels as numbers as it does.
+:func:`winner` picks a classifier's label as JPMML-Evaluator does: the highest
+probability, ties to the label its result map holds first (its ``rank``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from serving.formats.pmml.compiler.elements import INTEGER_TEXT, NotCompilable, parse_number
-from serving.formats.pmml.compiler.scala import LABEL_TYPES
+
+#: The target dataTypes compiled (the kind of each label's canonical key).
+LABEL_TYPES = ("string", "integer", "double")
+
+#: The rank of a label a result map does not hold (see ``Result.rank``).
+NO_RANK = np.int64(1) << 62
 
 
 def label_key(label: str) -> tuple[int, float, str]:
@@ -26,10 +33,9 @@ class Labels:
     """The class labels: the target's values, in DataDictionary order.
 
     Labels are canonical keys ``(dataType, value)`` parsed with the target's
-    dataType, so "5" meets 5 only where PMML4S's DataVals would be equal. Once
+    dataType, so "5" meets 5 only where the typed values are equal. Once
     ``frozen``, a label outside the target's values (a leaf score, a
-    targetCategory, an output value) is refused: pypmml rejects some, and what
-    it does with the others is not modelled here.
+    targetCategory, an output value) is refused.
     """
 
     def __init__(self, datatype: str) -> None:
@@ -47,8 +53,8 @@ class Labels:
         if self.datatype == "string":
             return ("string", text)
         if self.datatype == "integer":
-            if not INTEGER_TEXT.match(text):
-                raise NotCompilable(f"class label {text!r} is not an integer")
+            if not INTEGER_TEXT.match(text) or not -(2**31) <= int(text) < 2**31:
+                raise NotCompilable(f"class label {text!r} is not a 32-bit integer")  # JPMML refuses it
             return ("integer", int(text))
         return ("double", parse_number(text, "class label"))
 
@@ -63,7 +69,7 @@ class Labels:
         return self._index[key]
 
     def text(self, i: int) -> str:
-        """The label as pypmml reports it (Python ``str`` of the Java value)."""
+        """The label as text (Python ``str`` of the typed value)."""
         return str(self.keys[i][1])
 
     def __len__(self) -> int:
@@ -75,3 +81,30 @@ def numeric_labels(texts: list[str]) -> np.ndarray:
     import pandas as pd
 
     return pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+
+
+def default_rank(probs: np.ndarray) -> np.ndarray:
+    """``Result.rank`` when a model gives none: label order, the labels with a finite probability held."""
+    order = np.broadcast_to(np.arange(probs.shape[-1], dtype=np.int64), probs.shape)
+    return np.where(np.isfinite(probs), order, NO_RANK)
+
+
+def dense_rank(keys: np.ndarray) -> np.ndarray:
+    """Per row of [N, L] int64 ``keys`` (NO_RANK: not held), each held label's position in key order: 0, 1, ..."""
+    order = np.argsort(keys, axis=1, kind="stable")
+    rank = np.empty_like(keys)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(keys.shape[1], dtype=np.int64), keys.shape), axis=1)
+    return np.where(keys < NO_RANK, rank, NO_RANK)
+
+
+def winner(probs: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """The label JPMML predicts from [N, L] ``probs``: the highest held probability, ties to the lowest ``rank``.
+
+    -1 for a row that holds no label.
+    """
+    held = rank < NO_RANK
+    masked = np.where(held, np.nan_to_num(probs, nan=-np.inf), -np.inf)
+    best = masked.max(axis=1, keepdims=True) if masked.shape[1] else masked[:, :0]
+    candidates = held & (masked == best)
+    label = np.argmin(np.where(candidates, rank, NO_RANK), axis=1).astype(np.int64)
+    return np.where(held.any(axis=1), label, -1)

@@ -1,29 +1,39 @@
-"""MiningModel: a Segmentation's members, each selected by its predicate, combined as PMML4S combines them.
+"""MiningModel: a Segmentation's members, each selected by its predicate, combined as JPMML-Evaluator combines them.
 
-Classification: average, weightedAverage, majorityVote, weightedMajorityVote;
-regression: average, weightedAverage, sum, weightedSum; segments may nest
-MiningModels. PMML4S's quirks are reproduced: a probability a member does not
-give is NaN and NaN propagates through an average; the predicted class is
-Scala's ``maxBy`` over the class map; and an ensemble reads each member's
-probabilities by *position* in the output layout of the first selected member,
-so members whose layouts differ (as JPMML-SparkML's forest trees, which name no
-target and so take their classes from their first leaf) contribute whatever
-sits at that position, or NaN.
+Regression: sum, weightedSum, average, weightedAverage, median, weightedMedian,
+selectFirst, modelChain. Classification: average, weightedAverage,
+majorityVote, weightedMajorityVote, selectFirst, modelChain. Segments may nest
+MiningModels. Members are read by label (see :mod:`.ensemble`).
 
-A segment's model other than a TreeModel is compiled by the ``compile_member``
-function the caller passes (the dispatcher in
+A member without a prediction (a tree ending in no node, say) is handled by
+``missingPredictionTreatment`` as JPMML handles it: ``returnMissing`` leaves the
+ensemble without a prediction; so does the default ``continue``, except in a
+vote, where such members vote for "no prediction", which wins only with more
+votes than any label; ``skipSegment`` leaves the member out. Where JPMML fails
+(every fired member skipped), there is no prediction, but a sum is 0.
+
+In a ``modelChain`` the segments run in order; each fired segment's
+OutputFields (``predictedValue`` of a regression member, ``probability`` of a
+classifier's label) become fields the later segments (and their predicates)
+read, and the last fired segment of the chain's own function gives the result.
+
+The members that are not TreeModels (and every member of a chain) are compiled
+by the ``compile_member`` function the caller passes (the dispatcher in
 :mod:`~serving.formats.pmml.compiler.models`), which keeps this module free of
-an import cycle.
+an import cycle. Tree members otherwise are traversed together as one
+:class:`~serving.formats.pmml.compiler.trees.TreeGroup`.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.formats.pmml.compiler.base import MODEL_TAGS, Context, Model, Result, Slot
+from serving.formats.pmml.compiler import ensemble
+from serving.formats.pmml.compiler.base import MODEL_TAGS, Context, Model, Result
 from serving.formats.pmml.compiler.elements import (
     NotCompilable,
     allow_only,
@@ -35,229 +45,304 @@ from serving.formats.pmml.compiler.elements import (
 from serving.formats.pmml.compiler.evaluation import Env
 from serving.formats.pmml.compiler.expressions import Scope
 from serving.formats.pmml.compiler.fields import check_model_common
-from serving.formats.pmml.compiler.labels import numeric_labels
-from serving.formats.pmml.compiler.outputs import default_layout, output_layout
+from serving.formats.pmml.compiler.labels import NO_RANK, default_rank
 from serving.formats.pmml.compiler.predicates import PREDICATE_TAGS, PredicateTable
-from serving.formats.pmml.compiler.scala import max_by, scala_map_order
-from serving.formats.pmml.compiler.trees import Tree, TreeGroup, extended_outputs
+from serving.formats.pmml.compiler.trees import Tree, TreeGroup
 
-#: Compiles the model element of a segment that is not a TreeModel, in the segment's scope.
+#: Compiles the model element of a segment in the segment's context and scope.
 MemberCompiler = Callable[[ET.Element, Context, Scope], Model]
 
-_CLASSIFICATION_METHODS = {"average", "weightedAverage", "majorityVote", "weightedMajorityVote"}
-_REGRESSION_METHODS = {"average", "weightedAverage", "sum", "weightedSum"}
+_METHODS = {
+    "regression": {"sum", "weightedSum", "average", "weightedAverage", "median", "weightedMedian", "selectFirst",
+                   "modelChain"},
+    # (max is not compiled: JPMML breaks its ties in a way not yet pinned down)
+    "classification": {"average", "weightedAverage", "majorityVote", "weightedMajorityVote", "selectFirst",
+                       "modelChain"},
+}  # fmt: skip
+_TREATMENTS = ("continue", "returnMissing", "skipSegment")
+
+
+@dataclass
+class _Member:
+    """One Segment: its predicate's row (in ``table``), weight, model (or tree position) and function."""
+
+    row: int
+    weight: float
+    model: Model | None
+    tree: int
+    function: str
+    table: PredicateTable | None = None  # a chain's own table per segment
+    outputs: list[tuple[object, str, int]] = field(default_factory=list)  # (cache key, kind, label)
 
 
 class Mining(Model):
-    """A MiningModel's Segmentation: members scored together, combined as PMML4S combines them.
-
-    Tree members are traversed as one ``TreeGroup``; other members (regressions,
-    nested MiningModels) are scored one by one. Sums run over the fired segments
-    in document order, so they round as pypmml's do. ``compile_member`` compiles
-    the members that are not trees.
-    """
+    """A MiningModel's Segmentation: members scored together, combined as JPMML combines them."""
 
     def __init__(self, elem: ET.Element, ctx: Context, scope: Scope, compile_member: MemberCompiler) -> None:
         allow_only(elem, {"MiningSchema", "Output", "LocalTransformations", "Segmentation", "ModelStats",
-                          "ModelExplanation", "ModelVerification"})  # fmt: skip
+                          "ModelExplanation", "ModelVerification", "Targets"})  # fmt: skip
         segmentation = find_child(elem, "Segmentation")
         if segmentation is None:
             raise NotCompilable("MiningModel without Segmentation")
         self.method = segmentation.get("multipleModelMethod", "")
-        allowed = _REGRESSION_METHODS if ctx.function == "regression" else _CLASSIFICATION_METHODS
-        if self.method not in allowed:
+        if self.method not in _METHODS.get(ctx.function, set()):
             raise NotCompilable(f"{ctx.function} multipleModelMethod {self.method!r}")
-        if segmentation.get("missingPredictionTreatment", "continue") != "continue":
-            raise NotCompilable("missingPredictionTreatment other than continue")
+        self.treatment = segmentation.get("missingPredictionTreatment", "continue")
+        if self.treatment not in _TREATMENTS or (self.method == "modelChain" and self.treatment == "skipSegment"):
+            raise NotCompilable(f"missingPredictionTreatment {self.treatment!r} with {self.method}")
         allow_only(segmentation, {"Segment"})
         self.ctx = ctx
+        self.chain = self.method == "modelChain"
+        self.votes_for_none = self.treatment == "continue" and self.method in ("majorityVote", "weightedMajorityVote")
         self.segment_table = PredicateTable()
-        self.segments: list[tuple[int, float, Model | tuple[TreeGroup, int]]] = []
-        trees: list[tuple[int, Tree]] = []
+        self.members: list[_Member] = []
+        trees: list[Tree] = []
+        member_scope = scope
         for seg in child_elements(segmentation):
             allow_only(seg, PREDICATE_TAGS | MODEL_TAGS)
             preds = [c for c in child_elements(seg) if tag_name(c) in PREDICATE_TAGS]
             models = [c for c in child_elements(seg) if tag_name(c) in MODEL_TAGS]
             if len(preds) != 1 or len(models) != 1:
                 raise NotCompilable("a Segment needs one predicate and one model")
-            row = self.segment_table.add(preds[0], scope)
+            sub = self._member_context(models[0])
+            if self.method in ("selectFirst", "modelChain") and sub is ctx:
+                _check_selectable(models[0])
             weight = number_attribute(seg, "weight", 1.0)
-            if tag_name(models[0]) == "TreeModel":
-                own, has_target = check_model_common(models[0], ctx, scope, top=False)
-                tree = Tree(models[0], ctx, own, has_target=has_target)
-                declared = output_layout(models[0], ctx, final_only=False)
-                if declared is not None:
-                    tree.layout = declared
-                trees.append((len(self.segments), tree))
-                self.segments.append((row, weight, None))  # type: ignore[arg-type]
+            if self.chain:  # a predicate may read the outputs of the segments before it
+                table = PredicateTable()
+                row = int(table.add(preds[0], member_scope))
+                row = int(table.finish()[row])
+                member = _Member(row, weight, compile_member(models[0], sub, member_scope), -1, sub.function, table)
+                self.members.append(member)
+                member_scope = self._chain_outputs(models[0], sub, member_scope, member)
+                if member.outputs and tag_name(preds[0]) != "True":
+                    # JPMML leaves the outputs of a segment that does not fire undefined, and fails where
+                    # they are read (which depends on its evaluation order): only <True/> is compiled.
+                    raise NotCompilable("a chained segment with OutputFields and a predicate other than True")
+            elif tag_name(models[0]) == "TreeModel":
+                own, has_target = check_model_common(models[0], sub, scope, top=False)
+                trees.append(Tree(models[0], sub, own, has_target=has_target))
+                row = self.segment_table.add(preds[0], scope)
+                self.members.append(_Member(row, weight, None, len(trees) - 1, sub.function))
             else:
-                self.segments.append((row, weight, compile_member(models[0], ctx, scope)))
-        if not self.segments:
+                row = self.segment_table.add(preds[0], scope)
+                self.members.append(_Member(row, weight, compile_member(models[0], sub, scope), -1, sub.function))
+        if not self.members:
             raise NotCompilable("Segmentation without segments")
-        remap = self.segment_table.finish()
-        self.segments = [(int(remap[row]), weight, model) for row, weight, model in self.segments]
-        # Every tree segment is traversed in one vectorised pass.
-        self.group = TreeGroup([t for _, t in trees], ctx) if trees else None
-        for position, (i, _) in enumerate(trees):
-            row, weight, _ = self.segments[i]
-            self.segments[i] = (row, weight, (self.group, position))  # type: ignore[arg-type]
-        self.layout = default_layout(ctx)
-        if ctx.function == "classification":
-            # A member without a target votes its label as a string, which PMML4S then counts apart
-            # from the same label voted as a number, one count overwriting the other.
-            targetless = any(isinstance(m, tuple) and not m[0].trees[m[1]].has_target for _, _, m in self.segments)
-            if "Vote" in self.method and targetless and ctx.labels.datatype != "string":  # type: ignore[union-attr]
-                raise NotCompilable("a vote over members without a target on a non-string target")
-            self.order = scala_map_order(ctx.labels.keys[: ctx.n_classes])  # type: ignore[union-attr]
-            if self.method in ("average", "weightedAverage"):
-                self.readers = self._readers()
+        if not self.chain:
+            remap = self.segment_table.finish()
+            for member in self.members:
+                member.row = int(remap[member.row])
+        self.group = TreeGroup(trees, ctx) if trees else None
+        nested_votes = [m for m in self.members if isinstance(m.model, Mining) and m.model.votes_for_none]
+        if nested_votes:  # JPMML passes on "none won the vote" as a vote/probabilities, not as no prediction
+            raise NotCompilable("a nested vote under missingPredictionTreatment continue")
+        if self.method in ("average", "weightedAverage") and ctx.labels is not None:
+            for tree in trees:  # JPMML fails to average a node without probabilities
+                if any(not tree.distribution[i] for i in tree.final_capable()):
+                    raise NotCompilable(f"{self.method} over a tree Node without a ScoreDistribution")
+        self._weights = np.asarray([m.weight for m in self.members])
+
+    def _member_context(self, model_elem: ET.Element) -> Context:
+        function = model_elem.get("functionName")
+        if function == self.ctx.function:
+            return self.ctx
+        if self.chain and function == "regression":  # e.g. a boosted classifier's decision function
+            return Context("regression", self.ctx.target, None)
+        raise NotCompilable(f"a {function!r} segment in a {self.ctx.function} {self.method}")
 
     @staticmethod
-    def _layout(model: Model | tuple[TreeGroup, int]) -> list[Slot]:
-        return model[0].trees[model[1]].layout if isinstance(model, tuple) else model.layout
-
-    def _readers(self) -> dict[int, list[list[Slot | None]]]:
-        """For each possible first selected segment ("head"), class and segment: the slot PMML4S reads.
-
-        PMML4S finds each class's probability by its position in the head's
-        output series and reads that position in every segment's series: a
-        segment with another layout yields whatever sits there, and a position
-        past its end is NULL (NaN). None here means NaN.
-        """
-        layouts = [self._layout(m) for _, _, m in self.segments]
-        always_first = self.segments[0][0] == 0  # the first segment's predicate is <True/>
-        readers: dict[int, list[list[Slot | None]]] = {}
-        for head in [0] if always_first else range(len(layouts)):
-            per_class = []
-            for c in range(self.ctx.n_classes):
-                position = layouts[head].index(("prob", c)) if ("prob", c) in layouts[head] else -1
-                row: list[Slot | None] = []
-                for layout in layouts:
-                    slot = layout[position] if 0 <= position < len(layout) else None
-                    if slot is not None and slot[0] not in ("prob", "pred"):
-                        raise NotCompilable(f"an ensemble member's {slot[0]} output would be read as a probability")
-                    row.append(slot)
-                per_class.append(row)
-            readers[head] = per_class
-        return readers
+    def _chain_outputs(model_elem: ET.Element, sub: Context, scope: Scope, member: _Member) -> Scope:
+        """The scope of the next segments: ``scope`` plus the OutputFields of ``model_elem``."""
+        output = find_child(model_elem, "Output")
+        if output is None:
+            return scope
+        getters = {}
+        for of in child_elements(output):
+            feature = of.get("feature", "predictedValue")
+            if tag_name(of) != "OutputField" or of.get("dataType", "double") != "double" or child_elements(of):
+                raise NotCompilable("a chained OutputField must be a plain double")
+            if feature == "predictedValue" and sub.labels is None:
+                kind, label = "value", -1
+            elif feature == "probability" and sub.labels is not None and of.get("value") is not None:
+                kind, label = "prob", sub.labels.index(of.get("value"))
+            else:
+                raise NotCompilable(f"chained OutputField feature {feature!r}")
+            key = object()  # a cache slot of its own
+            member.outputs.append((key, kind, label))
+            getters[of.get("name")] = lambda env, key=key: env.cache[key]
+        return Scope(scope, getters)
 
     def finish(self, n_labels: int) -> None:
-        """Finish every member, then precompute the segment rows, the weights and what averages read."""
-        self._numeric = numeric_labels([self.ctx.labels.text(i) for i in range(n_labels)]) if self.ctx.labels else None
+        """Finish every member."""
+        self._n_labels = n_labels
         if self.group is not None:
             self.group.finish(n_labels)
-        for _, _, model in self.segments:
-            if not isinstance(model, tuple):
-                model.finish(n_labels)
-        self._rows = np.asarray([row for row, _, _ in self.segments], dtype=np.intp)
+        for member in self.members:
+            if member.model is not None:
+                member.model.finish(n_labels if member.function == "classification" else 0)
+        self._rows = np.asarray([m.row for m in self.members], dtype=np.intp)
+        # Every member a tree of the group, in order: their results are one gather of the node arrays.
+        self._forest = [m.tree for m in self.members] == list(range(len(self.members)))
         self._all_fire = bool(np.all(self._rows == 0))  # every segment's predicate is <True/>
-        self._weights = [w for _, w, _ in self.segments]
-        if self.ctx.function == "classification" and self.method in ("average", "weightedAverage"):
-            # Column of each member's extended output (see extended_outputs) read for each class, per head.
-            slot_column = {"nan": n_labels, "pred": n_labels + 1, "own": n_labels + 2}
-            self._sources = {
-                head: [
-                    np.asarray(
-                        [
-                            slot_column["nan"] if slot is None
-                            else slot_column["pred"] if slot[0] == "pred"
-                            else slot_column["own"] if slot[1] is None
-                            else slot[1]
-                            for slot in (per_class[c][i] for c in range(self.ctx.n_classes))
-                        ],
-                        dtype=np.intp,
-                    )
-                    for i in range(len(self.segments))
-                ]
-                for head, per_class in self.readers.items()
-            }  # fmt: skip
-            only_trees = all(isinstance(m, tuple) for _, _, m in self.segments) and len(self._sources) == 1
-            self._tree_sources = np.vstack(self._sources[0]) if only_trees else None
+
+    def predicate_rows(self) -> int:
+        """The predicate rows of the segments (see ``models.predicate_rows``)."""
+        return self.segment_table.rows + sum(m.table.rows for m in self.members if m.table is not None)
 
     def evaluate(self, env: Env) -> Result:
-        """The combined prediction of the fired segments: a value, or a label and class probabilities."""
-        n = env.rows
-        fired = None if self._all_fire else self.segment_table.evaluate(env)[0][self._rows]
-        count = np.full(n, float(len(self.segments))) if fired is None else fired.sum(axis=0).astype(np.float64)
-        final = self.group.final_nodes(env) if self.group is not None else None
-        with np.errstate(all="ignore"):
-            if self.ctx.function == "regression":
-                values = [
-                    self.group.node_value[final[m[1]]] if isinstance(m, tuple) else m.evaluate(env).value
-                    for _, _, m in self.segments
-                ]
-                total, weight_total = self._fold(np.stack(values), fired)
-                value = total / count if self.method == "average" else total / weight_total
-                value = total if self.method in ("sum", "weightedSum") else value
-                return Result(value=np.where(count > 0, value, np.nan))
-            if self.method in ("average", "weightedAverage"):
-                columns = self._average(env, fired, final, count, n)
-            else:
-                columns = self._votes(env, fired, final, count, n)
-        assert self.ctx.labels is not None
-        probs = np.full((n, len(self.ctx.labels)), np.nan)
-        probs[:, : self.ctx.n_classes] = columns
-        label = max_by(columns, self.order)
-        none = count == 0
-        probs[none] = np.nan
-        return Result(label=np.where(none, -1, label), probs=probs)
+        """The combined prediction of the fired segments: a value, or a label and class probabilities.
 
-    def _fold(self, values: np.ndarray, fired: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Sum over the fired segments of [segments, rows, ...] ``values`` (weighted if the method is), and of weights.
-
-        Segments are added one by one in document order (``add.accumulate`` is
-        sequential), as PMML4S folds them, so the sums round as pypmml's do.
-        Unfired segments add 0.0, which changes nothing.
+        ``failed`` marks the rows JPMML fails on: where a fired member fails, and
+        where every fired member was skipped (but for a sum, which is then 0).
         """
-        weights = np.asarray(self._weights).reshape((-1,) + (1,) * (values.ndim - 1))
-        if "weighted" in self.method:
-            values = values * weights
-        if fired is not None:
-            values = np.where(fired.reshape(fired.shape + (1,) * (values.ndim - 2)), values, 0.0)
-        total = np.add.accumulate(values, axis=0)[-1]
-        if fired is None:
-            weight_total = np.full(values.shape[1], np.add.accumulate(weights.ravel())[-1])
+        if self.chain:
+            return self._evaluate_chain(env)
+        n = env.rows
+        if self._all_fire:
+            fired = np.ones((len(self.members), n), dtype=bool)
         else:
-            weight_total = np.add.accumulate(np.where(fired, weights.reshape(-1, 1), 0.0), axis=0)[-1]
-        return total, weight_total
+            fired = self.segment_table.evaluate(env)[0][self._rows]
+        final = self.group.final_nodes(env) if self.group is not None else None
+        results = [] if self._forest else [self._result(m, env, final) for m in self.members]
+        stacked = self._stacked(results, final)
+        null = stacked.label < 0 if stacked.label is not None else np.isnan(stacked.value)  # type: ignore[arg-type]
+        failures = np.zeros(fired.shape, dtype=bool)
+        for i, result in enumerate(results):
+            if result.failed is not None:
+                failures[i] = result.failed
+        if self.method == "selectFirst":  # skipSegment passes over a member without a prediction
+            candidates = fired & ~null if self.treatment == "skipSegment" else fired
+            first = np.argmax(candidates, axis=0)
+            # JPMML stops at the member it selects: only the members up to it may fail
+            tried = fired & (np.arange(len(self.members))[:, None] <= first[None, :])
+            failed = (failures & tried).any(axis=0)
+            picked = _take(stacked, first, n)
+            return ensemble.failed_rows(ensemble.null_rows(picked, ~candidates.any(axis=0)), failed)
+        failed = (failures & fired).any(axis=0)
+        used = fired & ~null
+        missing = (fired & null).any(axis=0)
+        voting = self.method in ("majorityVote", "weightedMajorityVote")
+        if self.treatment == "skipSegment" or (self.treatment == "continue" and voting):
+            missing = np.zeros(n, dtype=bool)
+            if self.method not in ("sum", "weightedSum"):
+                failed |= fired.any(axis=0) & ~used.any(axis=0)  # JPMML: empty classification, undefined result
+        if self.ctx.function == "regression":
+            with np.errstate(all="ignore"):
+                value = ensemble.regression(self.method, stacked.value, used, self._weights, fired)
+            combined = Result(value=value)
+        elif voting:
+            weights = self._weights if self.method == "weightedMajorityVote" else None
+            # Under continue, JPMML counts the members without a prediction as votes for "none".
+            null_votes = ensemble.weighted_sum(np.ones(null.shape), fired & null, weights)
+            if self.treatment != "continue":
+                null_votes = np.zeros(n)
+            combined = ensemble.votes(stacked.label, used, weights, self._n_labels, null_votes)
+        else:
+            combined = ensemble.average(self.method, stacked.probs, stacked.rank, used, self._weights)
+        return ensemble.failed_rows(ensemble.null_rows(combined, missing), failed)
 
-    def _average(self, env, fired, final, count, n) -> np.ndarray:
-        """Class probabilities averaged over the fired segments, each read as PMML4S reads it."""
-        assert self.ctx.labels is not None
-        numeric = self._numeric
-        heads = [0] if len(self._sources) == 1 else list(self._sources)
-        head = None if len(heads) == 1 else np.argmax(fired, axis=0)
-        if len(heads) == 1 and self._tree_sources is not None:  # a plain forest: one gather for all trees
-            values = self.group.node_ext[final[:, :, None], self._tree_sources[:, None, :]]
-            total, weight_total = self._fold(values, fired)
-            return total / (count if self.method == "average" else weight_total)[:, None]
-        tree_ext = None
-        values = []
-        for i, (_, _, member) in enumerate(self.segments):
-            if isinstance(member, tuple):
-                if tree_ext is None:
-                    tree_ext = self.group.node_ext[final]  # [trees, rows, L + 3]
-                ext = tree_ext[member[1]]
-            else:
-                r = member.evaluate(env)
-                ext = extended_outputs(r.probs, r.label, numeric)
-            value = ext[:, self._sources[heads[0]][i]]
-            for h in heads[1:]:
-                value = np.where((head == h)[:, None], ext[:, self._sources[h][i]], value)
-            values.append(value)
-        total, weight_total = self._fold(np.stack(values), fired)
-        return total / (count if self.method == "average" else weight_total)[:, None]
+    def _stacked(self, results: list[Result], final: np.ndarray | None) -> Result:
+        """The members' results stacked, [members, rows, ...]; a plain forest in one gather."""
+        group = self.group
+        if self._forest and group is not None and final is not None:
+            if self.ctx.function == "regression":
+                return Result(value=group.node_value[final])
+            return Result(label=group.node_label[final], probs=group.node_probs[final], rank=group.node_rank[final])
+        if self.ctx.function == "regression":
+            return Result(value=np.stack([r.value for r in results]))
+        return Result(
+            label=np.stack([r.label for r in results]),
+            probs=np.stack([r.probs for r in results]),
+            rank=np.stack([r.rank for r in results]),
+        )
 
-    def _votes(self, env, fired, final, count, n) -> np.ndarray:
-        """Each class's (weighted) votes over the fired segments, divided by the number of fired segments."""
-        k = self.ctx.n_classes
-        votes = np.zeros((n, k))
-        rows = np.arange(n)
-        weighted = self.method.startswith("weighted")
-        for i, (_, w, member) in enumerate(self.segments):
-            label = self.group.node_label[final[member[1]]] if isinstance(member, tuple) else member.evaluate(env).label
-            ok = (label >= 0) & (label < k)
-            if fired is not None:
-                ok &= fired[i]
-            votes[rows[ok], label[ok]] += w if weighted else 1.0
-        return votes / count[:, None]
+    def _result(self, member: _Member, env: Env, final: np.ndarray | None) -> Result:
+        if member.model is None:
+            group = self.group
+            assert group is not None and final is not None
+            node = final[member.tree]
+            if member.function == "regression":
+                return Result(value=group.node_value[node])
+            return Result(label=group.node_label[node], probs=group.node_probs[node], rank=group.node_rank[node])
+        result = member.model.evaluate(env)
+        if member.function == "classification":
+            probs = np.asarray(result.probs, dtype=np.float64)
+            rank = result.rank if result.rank is not None else default_rank(probs)
+            null = np.asarray(result.label) < 0
+            rank = np.where(null[:, None], NO_RANK, rank)
+            result = Result(
+                label=np.asarray(result.label), probs=np.nan_to_num(probs, nan=0.0), rank=rank, failed=result.failed
+            )
+        return result
+
+    def _evaluate_chain(self, env: Env) -> Result:
+        """Each segment in order, its outputs stored for the next; the last fired one of our function wins."""
+        n = env.rows
+        chosen = np.full(n, -1)
+        missing = np.zeros(n, dtype=bool)
+        failed = np.zeros(n, dtype=bool)
+        foreign_last = np.zeros(n, dtype=bool)
+        if self.ctx.function == "regression":
+            template = Result(value=np.full(n, np.nan))
+        else:
+            template = Result(label=np.full(n, -1), probs=np.zeros((n, self._n_labels)),
+                              rank=np.full((n, self._n_labels), NO_RANK, dtype=np.int64))  # fmt: skip
+        results: list[Result] = []
+        for i, member in enumerate(self.members):
+            fired = member.table.evaluate(env)[0][member.row]  # type: ignore[union-attr]
+            result = self._result(member, env, None)
+            results.append(result if member.function == self.ctx.function else template)
+            null = _is_null(result)
+            if result.failed is not None:
+                failed |= fired & result.failed
+            if self.treatment == "returnMissing":
+                missing |= fired & null
+            elif member.outputs:  # JPMML fails on an output it cannot give
+                failed |= fired & null
+            for key, kind, label in member.outputs:
+                value = result.value if kind == "value" else result.probs[:, label]  # type: ignore[index]
+                env.cache[key] = np.where(fired & ~null, value, np.nan)  # type: ignore[index]
+            if member.function == self.ctx.function:
+                chosen = np.where(fired, i, chosen)
+                foreign_last = foreign_last & ~fired
+            else:  # JPMML would hand on this member's result (of the other function): not reproduced
+                foreign_last = foreign_last | fired
+        failed |= foreign_last
+        picked = _pick([template, *results], chosen + 1, n)
+        return ensemble.failed_rows(ensemble.null_rows(picked, missing), failed)
+
+
+def _check_selectable(elem: ET.Element) -> None:
+    """Refuse a member whose own result JPMML does not pass on when selectFirst or modelChain selects it."""
+    schema = find_child(elem, "MiningSchema")
+    fields = child_elements(schema) if schema is not None else []
+    if not any(f.get("usageType") in ("target", "predicted") for f in fields):
+        raise NotCompilable("a member without a target selected as a whole")  # JPMML: no prediction
+
+
+def _is_null(result: Result) -> np.ndarray:
+    """Where a member gave no prediction."""
+    if result.label is not None:
+        return np.asarray(result.label) < 0
+    return np.isnan(result.value)  # type: ignore[arg-type]
+
+
+def _take(stacked: Result, which: np.ndarray, n: int) -> Result:
+    """Per row, the fields of member ``which[row]`` of ``stacked`` results [members, rows, ...]."""
+    rows = np.arange(n)
+    if stacked.label is None:
+        return Result(value=stacked.value[which, rows])  # type: ignore[index]
+    return Result(label=stacked.label[which, rows], probs=stacked.probs[which, rows], rank=stacked.rank[which, rows])  # type: ignore[index]
+
+
+def _pick(results: list[Result], which: np.ndarray, n: int) -> Result:
+    """Per row, the fields of ``results[which[row]]``."""
+    if results[0].label is None:
+        return _take(Result(value=np.stack([r.value for r in results])), which, n)
+    stacked = Result(
+        label=np.stack([np.asarray(r.label) for r in results]),
+        probs=np.stack([r.probs for r in results]),
+        rank=np.stack([r.rank for r in results]),
+    )
+    return _take(stacked, which, n)

@@ -1,10 +1,12 @@
-"""Predicates: True, False, SimplePredicate, SimpleSetPredicate and CompoundPredicate (and/or).
+"""Predicates: True, False, SimplePredicate, SimpleSetPredicate and CompoundPredicate (and, or, xor, surrogate).
 
 A :class:`PredicateTable` compiles every predicate of a group of trees (or of a
 Segmentation's segments) into one table and evaluates them all at once with
-PMML's three-valued logic: a comparison with a missing input is UNKNOWN, and
-``and``/``or`` combine UNKNOWN as PMML specifies. ``xor`` and ``surrogate`` are
-refused (pypmml's xor is never true).
+PMML's three-valued logic, as JPMML-Evaluator does: a comparison with a missing
+value is UNKNOWN (``isMissing``/``isNotMissing`` never are); ``and``/``or``
+combine UNKNOWN as PMML specifies; ``xor`` is UNKNOWN if any operand is, else
+the parity of the TRUE ones; ``surrogate`` is its first operand that is not
+UNKNOWN (UNKNOWN if all are).
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from serving.formats.pmml.compiler.elements import (
     NotCompilable,
     child_elements,
     find_child,
-    number_attribute,
-    parse_number,
     tag_name,
 )
 from serving.formats.pmml.compiler.evaluation import WALK_LANES, Env, Getter
-from serving.formats.pmml.compiler.expressions import Scope
+from serving.formats.pmml.compiler.expressions import Scope, array_values, predicate_value
 
 #: The predicate elements a tree Node or a Segment may hold.
 PREDICATE_TAGS = {"True", "False", "SimplePredicate", "CompoundPredicate", "SimpleSetPredicate"}
@@ -56,24 +56,29 @@ class PredicateTable:
             operator = elem.get("operator", "")
             if operator not in _COMPARE and operator not in ("isMissing", "isNotMissing"):
                 raise NotCompilable(f"SimplePredicate operator {operator!r}")
-            value = np.nan if operator in ("isMissing", "isNotMissing") else number_attribute(elem, "value")
+            field = scope.resolve(elem.get("field"))
+            # The value as the field's column holds it (a float field's rounded, a string's code): see expressions.
+            value = (
+                np.nan
+                if operator in ("isMissing", "isNotMissing")
+                else predicate_value(field, operator, elem.get("value"))
+            )
             row = self._new_row()
-            self.simple.append((row, self._slot(scope.resolve(elem.get("field"))), operator, value))
+            self.simple.append((row, self._slot(field), operator, value))
             return row
         if tag == "SimpleSetPredicate":
             operator = elem.get("booleanOperator")
             array = find_child(elem, "Array")
-            if operator not in ("isIn", "isNotIn") or array is None or array.get("type") not in ("int", "real"):
-                raise NotCompilable("SimpleSetPredicate needs isIn/isNotIn over a numeric Array")
-            tokens = [t.strip('"') for t in (array.text or "").split()]
-            values = np.asarray([parse_number(t, "SimpleSetPredicate value") for t in tokens], dtype=np.float64)
+            if operator not in ("isIn", "isNotIn") or array is None:
+                raise NotCompilable("SimpleSetPredicate needs isIn/isNotIn over an Array")
+            field = scope.resolve(elem.get("field"))
+            values = array_values(field, array)
             row = self._new_row()
-            self.sets.append((row, self._slot(scope.resolve(elem.get("field"))), operator == "isIn", values))
+            self.sets.append((row, self._slot(field), operator == "isIn", values))
             return row
         if tag == "CompoundPredicate":
             operator = elem.get("booleanOperator")
-            # pypmml's xor is never true, whatever its operands: refused rather than mimicked.
-            if operator not in ("and", "or"):
+            if operator not in ("and", "or", "xor", "surrogate"):
                 raise NotCompilable(f"CompoundPredicate {operator!r} is not supported")
             children = [self.add(child, scope) for child in child_elements(elem)]
             if len(children) < 2:
@@ -169,9 +174,17 @@ class PredicateTable:
             if operator == "and":
                 unknown[row] = ~f.any(axis=0) & u.any(axis=0)
                 true[row] = t.all(axis=0)
-            else:
+            elif operator == "or":
                 true[row] = t.any(axis=0)
                 unknown[row] = ~true[row] & u.any(axis=0)
+            elif operator == "xor":
+                unknown[row] = u.any(axis=0)
+                true[row] = ~unknown[row] & (t.sum(axis=0) % 2 == 1)
+            else:  # surrogate: the first operand that is not UNKNOWN
+                first = np.argmax(~u, axis=0)
+                columns = np.arange(n)
+                unknown[row] = u.all(axis=0)
+                true[row] = t[first, columns] & ~unknown[row]
         return true, unknown
 
 

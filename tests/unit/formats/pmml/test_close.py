@@ -8,7 +8,7 @@ import numpy as np
 
 from serving.core.model import ModelType
 from serving.formats import descriptor_from_path, load_model
-from tests.support.reference import PMML_FOREST, PMML_LINEAR
+from tests.support.reference import PMML_LINEAR, PMML_TREE
 
 
 def _py4j_jvms() -> int:
@@ -30,15 +30,15 @@ def _py4j_jvms() -> int:
 def test_closing_one_model_leaves_the_others_serving_and_starts_no_new_jvm(wine_data, monkeypatch):
     monkeypatch.setenv("MODELSERVING_PMML_ENGINE", "pypmml")
     linear = load_model(descriptor_from_path(PMML_LINEAR, ModelType.PMML, version="1"))
-    forest = load_model(descriptor_from_path(PMML_FOREST, ModelType.PMML, version="1"))
+    tree = load_model(descriptor_from_path(PMML_TREE, ModelType.PMML, version="1"))
     rows = wine_data.features[:20]
-    expected = forest.score_batch(rows).scores
+    expected = tree.score_batch(rows).scores
     jvms = _py4j_jvms()
     assert jvms >= 1
     linear.close()
-    np.testing.assert_array_equal(forest.score_batch(rows).scores, expected)
+    np.testing.assert_array_equal(tree.score_batch(rows).scores, expected)
     again = load_model(descriptor_from_path(PMML_LINEAR, ModelType.PMML, version="2"))
     assert np.isfinite(again.score_batch(rows).scores).all()
     assert _py4j_jvms() == jvms
-    forest.close()
+    tree.close()
     again.close()
