@@ -15,6 +15,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from serving.cli.ensembles import add_publish_ensemble
 from serving.cli.kafka import add_kafka_args, kafka_settings_from_args
 from serving.cli.models import parse_metadata, read_schema
 from serving.errors import ConfigError
@@ -104,6 +105,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     models.add_argument("--data-type", default=wine.DATA_TYPE, metavar="T", help="data type (default: wine)")
     add_kafka_args(models)
     models.set_defaults(handler=run_publish_models)
+
+    add_publish_ensemble(commands)
 
     results = subparsers.add_parser(
         "results", help="watch the serving results on Kafka", description="Read the results topic."

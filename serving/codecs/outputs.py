@@ -9,17 +9,23 @@ from serving.clock import now_ms
 from serving.core.model import BatchScores, Model
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
-from serving.pb.serving_result_pb2 import ServingResult
+from serving.pb.serving_result_pb2 import MemberOutcome, ServingResult
 from serving.pb.wine_record_pb2 import WineRecord
 
 
 def results_for(model: Model, records: list[WineRecord], scores: BatchScores) -> list[ServingResult]:
     """One ``ServingResult`` per record, naming the model and version that scored it.
 
-    A remote model's scores also carry the version its server reported (``served_version``).
+    A remote model's scores also carry the version its server reported (``served_version``);
+    an ensemble's, per record the member that decided (``decided_by``) and every member's outcome.
     """
     share = scores.duration_ns // max(len(records), 1)
     served_version = getattr(scores, "served_version", "")
+    decided_by = getattr(scores, "decided_by", ())
+    outcomes = [
+        MemberOutcome(name=o.name, version=o.version, status=o.status, latency_us=o.latency_us)
+        for o in getattr(scores, "outcomes", ())
+    ]
     results = []
     for i, record in enumerate(records):
         result = ServingResult(
@@ -36,6 +42,9 @@ def results_for(model: Model, records: list[WineRecord], scores: BatchScores) ->
             result.probabilities.extend(float(p) for p in scores.probabilities[i])
         if scores.labels:  # also without probabilities: a label-only classifier's score is an index into them
             result.labels.extend(scores.labels)
+        if decided_by:
+            result.decided_by = decided_by[i]
+            result.members.extend(outcomes)
         results.append(result)
     return results
 
@@ -94,6 +103,13 @@ def result_to_json(result: ServingResult) -> str:
         out["error"] = result.error
     if result.served_version:
         out["served_version"] = result.served_version
+    if result.decided_by:
+        out["decided_by"] = result.decided_by
+    if result.members:
+        out["members"] = [
+            {"name": m.name, "version": m.version, "status": m.status, "latency_us": m.latency_us}
+            for m in result.members
+        ]
     return json.dumps(out)
 
 

@@ -80,7 +80,7 @@ def test_the_built_in_formats_are_entry_points_and_listing_them_loads_no_framewo
         "print(names, any(m in sys.modules for m in ('tensorflow', 'onnxruntime', 'pypmml', 'httpx')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['oip', 'onnx', 'pmml', 'tensorflow', 'tensorflow_saved'] False"
+    assert out.strip() == "['ensemble', 'oip', 'onnx', 'pmml', 'tensorflow', 'tensorflow_saved'] False"
 
 
 def test_generic_code_names_no_record_type():
