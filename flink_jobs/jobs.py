@@ -12,16 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyflink.common import Types
-from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.common import Time, Types
+from pyflink.datastream import AsyncDataStream, DataStream, OutputTag, StreamExecutionEnvironment
 
 from flink_jobs.functions.keyed import ModelServingKeyed
 from flink_jobs.functions.partitioned import BROADCAST_STATE, ModelServingPartitioned
 from flink_jobs.functions.passthrough import Passthrough
+from flink_jobs.functions.remote import RemoteScoring, SplitRemoteOutcomes
 from flink_jobs.ingest import keyed_by_first_field, routed_models, routed_records
 from flink_jobs.io import JobIO
-from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, RECORD_ROW, STATS
-from serving.settings import JobSettings
+from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, RECORD_ROW, REMOTE_REQUESTS, STATS
+from serving.settings import JobSettings, ServingOptions
 
 #: Savepoints map state to operator uids: every uid, by job, is recorded in state_layout.json
 #: (see docs/state-compatibility.md).
@@ -75,12 +76,50 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
             .uid("serve-partitioned")
             .name("ModelServingPartitioned")
         )
-    return ServingStreams(
+    streams = ServingStreams(
         results=served,
         stats=served.get_side_output(STATS),  # the passthrough job never writes it
         dead_letters=served.get_side_output(DEAD_LETTERS),
         model_events=served.get_side_output(MODEL_EVENTS),
     )
+    if settings.job != "passthrough":
+        # The side output as the JVM has it: PyFlink's get_side_output adds an identity map in Python, which
+        # would fuse with the async operator under the map's missing uid (its batches in flight need one).
+        requests = jvm_side_output(served, REMOTE_REQUESTS)
+        streams = with_remote_scoring(streams, requests, settings.options)
+    return streams
+
+
+def with_remote_scoring(streams: ServingStreams, requests: DataStream, options: ServingOptions) -> ServingStreams:
+    """Score remote models' batches in PyFlink's async operator; join its outcomes to the job's outputs.
+
+    Unordered: results are keyed by record id, not by order, and a slow batch
+    must not hold back the others. The operator checkpoints the batches in
+    flight, so a restore asks again for what had no answer.
+    """
+    outcomes = (
+        AsyncDataStream.unordered_wait(
+            requests,
+            RemoteScoring(options),
+            Time.milliseconds(options.remote_async_timeout_ms),
+            options.remote_async_capacity,
+            output_type=BYTES,
+        )
+        .uid("remote-scoring")
+        .name("RemoteScoring")
+    )
+    split = outcomes.process(SplitRemoteOutcomes(), output_type=BYTES).uid("remote-outcomes").name("remote outcomes")
+    return ServingStreams(
+        results=streams.results.union(split),
+        stats=streams.stats.union(jvm_side_output(split, STATS)),
+        dead_letters=streams.dead_letters.union(jvm_side_output(split, DEAD_LETTERS)),
+        model_events=streams.model_events,
+    )
+
+
+def jvm_side_output(stream: DataStream, tag: OutputTag) -> DataStream:
+    """``stream``'s side output as the JVM has it, without the identity map in Python that PyFlink's adds."""
+    return DataStream(stream._j_data_stream.getSideOutput(tag.get_java_output_tag()))
 
 
 def build_job(env: StreamExecutionEnvironment, settings: JobSettings, io: JobIO) -> ServingStreams:

@@ -43,6 +43,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle-time-ms", type=int, default=100, help="Python bundle time (latency), default 100")
     p.add_argument("--bundle-size", type=int, default=1000, help="Python bundle size, default 1000")
     p.add_argument("--batch-size", type=int, default=1000, metavar="B", help="most records per score_batch call")
+    p.add_argument(
+        "--remote-scoring", choices=["async", "sync"], default="async",
+        help="remote (oip) models: in PyFlink's async operator (default) or inside the serving function",
+    )  # fmt: skip
     p.add_argument("--batch-wait-ms", type=int, default=10, metavar="T", help="event-time slot a flush covers")
     p.add_argument("--out-of-orderness-ms", type=int, default=200, help="how late a record may be in event time")
     p.add_argument("--watermark-interval-ms", type=int, default=200, help="how often sources emit watermarks")
@@ -145,6 +149,7 @@ def _job_settings(args: argparse.Namespace, restore: str | None, kafka: KafkaSet
         rest_port=args.rest_port,
         options=ServingOptions(
             batch_size=args.batch_size,
+            remote_scoring=args.remote_scoring,
             batch_wait_ms=args.batch_wait_ms,
             early_records=args.early_records,
             idle_flush_ms=args.idle_flush_ms,

@@ -37,6 +37,8 @@ STATS = OutputTag("stats", BYTES)
 DEAD_LETTERS = OutputTag("dead-letters", BYTES)
 #: ModelEvent bytes: accepted, rejected (with the reason) or duplicate.
 MODEL_EVENTS = OutputTag("model-events", BYTES)
+#: RemoteBatch bytes: a remote model's records, for the async scoring operator (flink_jobs.functions.remote).
+REMOTE_REQUESTS = OutputTag("remote-requests", BYTES)
 
 #: Long.MAX_VALUE: the watermark a bounded source sends when it is done.
 END_OF_INPUT = 2**63 - 1

@@ -153,6 +153,13 @@ class ServingOptions(BaseModel, frozen=True):
             the models known by then. 0 turns it off: results then depend only
             on timestamps, never on arrival order (bounded inputs, tests).
         model_roots: directories by-reference models may be loaded from.
+        remote_scoring: ``async`` scores a remote model's (format ``oip``) batches in
+            PyFlink's async operator, so the serving function never waits for a
+            model server; ``sync`` calls the server from the serving function.
+        remote_async_timeout_ms: the async operator's own limit on one batch (the
+            model's ``timeout_ms`` with its retry comes first); past it the
+            batch's records are dead-lettered as ``remote timeout``.
+        remote_async_capacity: batches in flight per async operator instance.
     """
 
     model_config = HIDE_INPUT
@@ -174,6 +181,9 @@ class ServingOptions(BaseModel, frozen=True):
     batch_size: int = Field(1_000, ge=1)
     idle_flush_ms: int = Field(0, ge=0)
     model_roots: tuple[Path, ...] = ()
+    remote_scoring: Literal["async", "sync"] = "async"
+    remote_async_timeout_ms: int = Field(30_000, ge=1)
+    remote_async_capacity: int = Field(100, ge=1)
 
 
 class JobSettings(BaseModel, frozen=True):

@@ -9,7 +9,7 @@ from pyflink.datastream import TimeDomain
 from flink_jobs.functions.buffer import RecordBuffer
 from flink_jobs.functions.metrics import ServingMetrics
 from flink_jobs.functions.timers import FlushBounds, FlushTimers, slot
-from flink_jobs.tags import DEAD_LETTERS, MODEL_EVENTS, STATS
+from flink_jobs.tags import DEAD_LETTERS, MODEL_EVENTS, REMOTE_REQUESTS, STATS
 from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter
 from serving.core.admission import ModelCache
@@ -129,9 +129,12 @@ def score_buffer(
         records_up_to=bounds.records_up_to,
         max_hold_ms=options.max_hold_ms,
         max_payload_bytes=options.dead_letter_max_payload_bytes,
+        asynchronous=options.remote_scoring == "async",
     )
     for result in scored.results:
         yield result.SerializeToString()
+    for _, _, request in scored.remote:
+        yield REMOTE_REQUESTS, request
     for letter in scored.dead_letters:
         yield DEAD_LETTERS, letter.SerializeToString()
     for model, count, duration in scored.batches:
@@ -145,6 +148,8 @@ def score_buffer(
         by_type: dict[str, list[int]] = {}
         for result in scored.results:
             by_type.setdefault(result.data_type, []).append(result.record_ts)
+        for data_type, times, _ in scored.remote:
+            by_type.setdefault(data_type, []).extend(times)
         for data_type, times in by_type.items():
             scored_times.scored(data_type, times)
             scored_times.flushed(data_type, bounds.records_up_to)

@@ -17,6 +17,7 @@ import numpy as np
 from serving.codecs.outputs import dead_letter, results_for
 from serving.core.entries import Entry
 from serving.core.model import Model
+from serving.core.remote_batches import is_asynchronous, remote_batch
 from serving.core.timeline import assign
 from serving.errors import InputError, InputRangeError, ServingError
 from serving.pb.dead_letter_pb2 import DeadLetter
@@ -41,6 +42,8 @@ class Scored:
     batches: list[tuple[Model, int, int]] = field(default_factory=list)
     #: records kept for a model still to come (hold mode, no model yet)
     held: list[Record] = field(default_factory=list)
+    #: batches for remote models, scored by the async operator: (data type, the records' times, RemoteBatch bytes)
+    remote: list[tuple[str, list[int], bytes]] = field(default_factory=list)
 
 
 def decode_data(
@@ -127,6 +130,7 @@ def score_due(
     records_up_to: int = 2**63 - 1,
     max_hold_ms: int = 0,
     max_payload_bytes: int = ServingOptions().dead_letter_max_payload_bytes,
+    asynchronous: bool = False,
 ) -> Scored:
     """Score ``records`` by the event-time rule of :mod:`serving.core.timeline`.
 
@@ -141,7 +145,9 @@ def score_due(
     most ``batch_size`` (0: all at once); a row whose values do not fit the
     model's input type is dead-lettered, the rest of its batch is scored. At
     ``end_of_input`` nothing more can arrive, so held records are
-    dead-lettered too: nothing is lost silently.
+    dead-lettered too: nothing is lost silently. ``asynchronous``: a remote
+    model's batches are not scored here but go to ``remote`` as
+    ``RemoteBatch`` messages (:mod:`serving.core.remote_batches`).
     """
     out = Scored()
     by_type: dict[str, list[Record]] = {}
@@ -153,7 +159,7 @@ def score_due(
         for model, run in assignment.runs:
             step = batch_size or len(run)
             for start in range(0, len(run), step):
-                _score_batch(model, run[start : start + step], schemas[data_type], out, max_payload_bytes)
+                _score_batch(model, run[start : start + step], schemas[data_type], out, max_payload_bytes, asynchronous)
         unserved = assignment.unserved
         reason = f"{NO_MODEL} for data type {data_type!r}"
         if hold and not timeline and not end_of_input:
@@ -184,7 +190,12 @@ def _no_model(records: Sequence[Record], reason: str, out: Scored, max_payload_b
 
 
 def _score_batch(
-    model: Model, batch: list[Record], schema: DataTypeSchema, out: Scored, max_payload_bytes: int
+    model: Model,
+    batch: list[Record],
+    schema: DataTypeSchema,
+    out: Scored,
+    max_payload_bytes: int,
+    asynchronous: bool = False,
 ) -> None:
     features = feature_matrix(batch, schema)
     unfit = model.unfit_rows(features)
@@ -201,6 +212,10 @@ def _score_batch(
         batch, features = [batch[i] for i in keep], features[keep]
         if not batch:
             return
+    if asynchronous and is_asynchronous(model):
+        request = remote_batch(model, batch, model.model_inputs(features), max_payload_bytes)
+        out.remote.append((model.data_type, [r.ts for r in batch], request))
+        return
     try:
         scores = model.score_batch(features)
     except ServingError as exc:

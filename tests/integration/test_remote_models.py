@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import collections
 import json
+import time
 
 import numpy as np
 import pytest
 
+from flink_jobs.control import latest_checkpoint
 from serving.clock import now_ms
 from serving.formats import descriptor_from_path
 from serving.formats.remote.oip import remote_descriptor
@@ -23,6 +25,7 @@ from serving.kafka.clients import create_topics
 from serving.ops.broker import free_port
 from serving.ops.jobprocess import LocalJob
 from serving.pb.model_event_pb2 import ModelEvent
+from serving.pb.model_stats_pb2 import ModelStats
 from serving.pb.serving_result_pb2 import ServingResult
 from tests.support.kafka import read_all, send, send_tracked, wait_for_event
 from tests.support.mlserver import model_repository, running_mlserver
@@ -82,7 +85,7 @@ def test_a_swap_to_a_remote_model_and_back_loses_and_duplicates_nothing(kafka_se
         )  # fmt: skip
         job = LocalJob(
             settings, "keyed", tmp_path / "job", parallelism=2, rest_port=free_port(),
-            job_args=("--schemas", str(schemas)),
+            job_args=("--schemas", str(schemas), "--stats-every-records", "10"),
         )  # fmt: skip
         try:
             _publish(settings, first)
@@ -93,6 +96,7 @@ def test_a_swap_to_a_remote_model_and_back_loses_and_duplicates_nothing(kafka_se
             sent["lr-2"] = send_rows(thirds[2])
             read_all(settings, settings.topics.results, len(rows), timeout=180)
             got = [ServingResult.FromString(v) for v in read_all(settings, settings.topics.results, None, 10)]
+            stats = [ModelStats.FromString(v) for v in read_all(settings, settings.topics.stats, None, 10)]
             restarts = job.restarts()
         finally:
             job.stop()
@@ -101,6 +105,12 @@ def test_a_swap_to_a_remote_model_and_back_loses_and_duplicates_nothing(kafka_se
     every = {i for ids in sent.values() for i in ids}
     assert set(counts) == every and max(counts.values()) == 1, "lost or duplicated records"
     assert restarts == 0
+    # The remote model was scored by the async operator, which reports as instances of its own.
+    latest: dict[str, int] = {}
+    for s in stats:
+        if s.version == "remote-1" and s.instance.startswith("remote-"):
+            latest[s.instance] = max(latest.get(s.instance, 0), s.usage)
+    assert sum(latest.values()) >= len(sent["remote-1"]) - 20  # each instance reports every 10 records
     by_id = {r.record_id: r for r in got}
     for version, ids in sent.items():
         for record_id, row in ids.items():
@@ -112,3 +122,65 @@ def test_a_swap_to_a_remote_model_and_back_loses_and_duplicates_nothing(kafka_se
             else:
                 assert result.served_version == ""
                 assert result.score == pytest.approx(first_predict[row], abs=1e-6)
+
+
+def test_remote_batches_in_flight_at_a_crash_are_asked_again_after_the_restore(kafka_settings, tmp_path):
+    """iris-slow answers each batch after 1 s: the job is killed with batches in the async operator."""
+    suffix = kafka_settings.group_id.rsplit("-", 1)[-1]
+    settings = kafka_settings.model_copy(update={"data_topic_prefix": f"data-{suffix}."})
+    topic = settings.data_topic_prefix + "iris"
+    create_topics(settings, {"iris": topic}, 2)
+    expected = model_repository(tmp_path / "mlserver")["iris"]
+    fields, rows = expected["schema_order"], np.asarray(expected["rows"])
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    avsc = {"type": "record", "name": "iris", "fields": [{"name": n, "type": "double"} for n in fields]}
+    (schemas / "iris.avsc").write_text(json.dumps(avsc))
+    groups = np.array_split(np.arange(len(rows)), 15)
+    sent: dict[str, int] = {}
+
+    def send_group(indices) -> None:
+        messages = [(json.dumps(dict(zip(fields, rows[i].tolist()))).encode(), now_ms()) for i in indices]
+        sent.update(zip(send_tracked(settings, topic, messages), indices))
+
+    with running_mlserver(tmp_path / "mlserver") as server:
+        slow = remote_descriptor(
+            server.url, data_type="iris", name="iris-slow", version="slow-1",
+            metadata={"model_name": "iris-slow", "output_name": "predict_proba", "timeout_ms": "5000",
+                      "feature_names": ",".join(expected["feature_names"])},
+        )  # fmt: skip
+        work, args = tmp_path / "job", ("--schemas", str(schemas))
+        first = LocalJob(settings, "keyed", work, parallelism=2, rest_port=free_port(), name="job1", job_args=args)
+        try:
+            _publish(settings, slow)
+            for group in groups[:8]:
+                send_group(group)
+                time.sleep(0.3)
+            deadline = time.monotonic() + 120
+            while not latest_checkpoint(first.checkpoint_dir) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            send_group(groups[8])
+            time.sleep(0.5)  # the flush has handed the batch over; its answer takes a second
+        finally:
+            first.kill()
+        restore = latest_checkpoint(first.checkpoint_dir)
+        assert restore, "no checkpoint completed before the crash"
+        for group in groups[9:]:
+            send_group(group)
+        again = LocalJob(settings, "keyed", work, parallelism=2, restore=restore, rest_port=free_port(),
+                         name="job2", job_args=args)  # fmt: skip
+        try:
+            read_all(settings, settings.topics.results, len(rows), timeout=240)
+            time.sleep(3)  # a duplicate would arrive after the last expected result
+            got = [ServingResult.FromString(v) for v in read_all(settings, settings.topics.results, None, 10)]
+            restarts = again.restarts()
+        finally:
+            again.stop()
+
+    counts = collections.Counter(r.record_id for r in got)
+    assert set(counts) == set(sent) and max(counts.values()) == 1, "lost or duplicated records"
+    assert restarts == 0
+    for result in got:
+        assert (result.model_version, result.served_version) == ("slow-1", "v1")
+        want = expected["predict_proba"][sent[result.record_id]]
+        np.testing.assert_allclose(list(result.probabilities), want, rtol=1e-12)

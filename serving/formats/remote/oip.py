@@ -135,6 +135,8 @@ class OipModel(Model):
 
     format_name = "oip"
     suffixes = ()
+    #: The jobs score it in PyFlink's async operator (serving.core.remote_batches), not in the serving function.
+    asynchronous = True
 
     @classmethod
     def own_artifact(cls, descriptor: ModelDescriptor) -> bytes:
