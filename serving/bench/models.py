@@ -84,9 +84,13 @@ def export_subjects(directory: Path) -> list[Subject]:
 
 
 def schema_of_rows(name: str, rows: list[dict]) -> DataTypeSchema:
-    """A data-type schema for JSON ``rows``: strings stay strings, every number is a double."""
+    """A data-type schema for JSON ``rows``: strings stay strings, numbers are doubles; nulls make a field nullable."""
     data_type = "".join(c if c.isalnum() else "_" for c in name)
-    fields = [{"name": key, "type": "string" if isinstance(value, str) else "double"} for key, value in rows[0].items()]
+    fields = []
+    for key in rows[0]:
+        values = [row.get(key) for row in rows]
+        kind = "string" if any(isinstance(v, str) for v in values) else "double"
+        fields.append({"name": key, "type": ["null", kind] if any(v is None for v in values) else kind})
     return DataTypeSchema.parse({"type": "record", "name": data_type, "fields": fields})
 
 

@@ -143,8 +143,9 @@ def run_bench_models(args: argparse.Namespace) -> int:
     by_run = {(m.subject.name, m.engine): m for m in results}
     for m in results:
         if m.refused:
-            table.add_row(m.subject.name, m.type_name or m.subject.model_type, m.engine or "", str(len(m.subject.data)),
-                          "-", "-", "", f"refused: {m.refused}")  # fmt: skip
+            kind = m.type_name or m.subject.model_type.upper()
+            table.add_row(m.subject.name, kind, m.engine or "", str(len(m.subject.data)), "-", "-", "",
+                          f"refused: {m.refused}")  # fmt: skip
             continue
         versus = ""
         base = by_run.get((m.subject.name, "pypmml"))

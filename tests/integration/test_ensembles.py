@@ -52,8 +52,9 @@ def _plurality(votes: list[int]) -> tuple[int, int]:
     return answer, votes.index(answer)
 
 
-@pytest.mark.parametrize("job", ["keyed", "partitioned"])
-def test_speculative_ensembles_late_members_and_a_declared_restore(kafka_settings, tmp_path, job):
+def test_speculative_ensembles_late_members_and_a_declared_restore(kafka_settings, tmp_path):
+    # The partitioned job (broadcast state); the keyed one serves remote models in test_remote_models.py.
+    job = "partitioned"
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier
 
