@@ -18,6 +18,7 @@ from flink_jobs.io.kafka import KafkaIO
 from flink_jobs.jobs import build_job
 from serving import logs
 from serving.errors import ConfigError, ServingError
+from serving.governance.signing import read_public_keys
 from serving.kafka.clients import check_reachable
 from serving.kafka.settings import KafkaSettings
 from serving.ops.processes import interrupt_on_sigterm
@@ -43,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle-time-ms", type=int, default=100, help="Python bundle time (latency), default 100")
     p.add_argument("--bundle-size", type=int, default=1000, help="Python bundle size, default 1000")
     p.add_argument("--batch-size", type=int, default=1000, metavar="B", help="most records per score_batch call")
+    p.add_argument(
+        "--trusted-keys", type=Path, default=None, metavar="DIR",
+        help="Ed25519 public keys (*.pub, from `modelserving keys generate`) that may sign models",
+    )  # fmt: skip
+    p.add_argument("--require-signatures", action="store_true", help="refuse unsigned models too")
     p.add_argument(
         "--remote-scoring", choices=["async", "sync"], default="async",
         help="remote (oip) models: in PyFlink's async operator (default) or inside the serving function",
@@ -150,6 +156,8 @@ def _job_settings(args: argparse.Namespace, restore: str | None, kafka: KafkaSet
         options=ServingOptions(
             batch_size=args.batch_size,
             remote_scoring=args.remote_scoring,
+            trusted_keys=read_public_keys(args.trusted_keys) if args.trusted_keys else (),
+            require_signatures=args.require_signatures,
             batch_wait_ms=args.batch_wait_ms,
             early_records=args.early_records,
             idle_flush_ms=args.idle_flush_ms,

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.errors import ConfigError
@@ -160,6 +160,9 @@ class ServingOptions(BaseModel, frozen=True):
             model's ``timeout_ms`` with its retry comes first); past it the
             batch's records are dead-lettered as ``remote timeout``.
         remote_async_capacity: batches in flight per async operator instance.
+        trusted_keys: Ed25519 public keys (PEM texts) that may sign models
+            (``--trusted-keys DIR``); a signed model must verify against one.
+        require_signatures: refuse unsigned models too (see serving.governance.signing).
     """
 
     model_config = HIDE_INPUT
@@ -184,6 +187,14 @@ class ServingOptions(BaseModel, frozen=True):
     remote_scoring: Literal["async", "sync"] = "async"
     remote_async_timeout_ms: int = Field(30_000, ge=1)
     remote_async_capacity: int = Field(100, ge=1)
+    trusted_keys: tuple[str, ...] = ()
+    require_signatures: bool = False
+
+    @model_validator(mode="after")
+    def _signatures_need_keys(self) -> ServingOptions:
+        if self.require_signatures and not self.trusted_keys:
+            raise ValueError("require_signatures needs trusted keys (--trusted-keys DIR): every model would be refused")
+        return self
 
 
 class JobSettings(BaseModel, frozen=True):

@@ -18,7 +18,7 @@ from serving.ops.processes import interrupt_on_sigterm
 from serving.settings import environment
 
 #: Subcommand modules, in the order ``--help`` lists them.
-_COMMAND_MODULES = ("demo", "models", "train", "jobs", "kafka", "publish", "stats", "cluster", "bench")
+_COMMAND_MODULES = ("demo", "models", "train", "jobs", "kafka", "publish", "keys", "stats", "cluster", "bench")
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1

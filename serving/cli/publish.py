@@ -86,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--version", default=None, help="version (default: 12 hex digits of the artifact's SHA-256)")
     model.add_argument("--description", default="", help="free text")
     model.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="descriptor metadata")
+    model.add_argument("--sign", type=Path, default=None, metavar="KEYFILE", help="sign with this Ed25519 private key")
     transport = model.add_mutually_exclusive_group()
     transport.add_argument("--by-reference", action="store_true", help="send the path, not the bytes")
     transport.add_argument("--inline", action="store_true", help="send the bytes; fail rather than go by reference")
@@ -228,7 +229,7 @@ def run_publish_schema(args: argparse.Namespace) -> int:
 
 def run_publish_model(args: argparse.Namespace) -> int:
     """Publish one model; one line says what went where."""
-    from serving.kafka.providers.models import publish_model
+    from serving.kafka.providers.models import build_descriptor, publish_descriptor
 
     metadata = parse_metadata(args.metadata)
     remote = args.type == "oip"
@@ -238,18 +239,22 @@ def run_publish_model(args: argparse.Namespace) -> int:
         raise ConfigError(f"a {args.type} model takes a PATH (--location is for --type oip)")
     if remote:  # the descriptor first: a bad location is an error before any connection
         from serving.formats.remote.oip import remote_descriptor
-        from serving.kafka.providers.models import publish_descriptor
 
         descriptor = remote_descriptor(
             args.location, data_type=args.data_type, name=args.name, version=args.version,
             description=args.description, metadata=metadata,
         )  # fmt: skip
+        if args.sign is not None:  # the job's artifact of a remote model is its checked URL
+            from serving.governance.signing import sign_with_file
+
+            sign_with_file(descriptor, descriptor.location.encode(), args.sign)
         settings = _connected(args)
         publish_descriptor(settings, descriptor)
         print(_published_line(descriptor, settings))
         return 0
-    settings = _connected(args)
-    descriptor = publish_model(
+    # The descriptor first (signing included): a bad file or key is an error before any connection.
+    settings = kafka_settings_from_args(args)
+    descriptor = build_descriptor(
         settings,
         args.path,
         args.type,
@@ -260,7 +265,10 @@ def run_publish_model(args: argparse.Namespace) -> int:
         force_inline=args.inline,
         description=args.description,
         metadata=metadata,
+        sign_with=args.sign,
     )
+    settings = _connected(args)
+    publish_descriptor(settings, descriptor)
     print(_published_line(descriptor, settings))
     return 0
 

@@ -7,7 +7,9 @@ The admission rule (:meth:`ModelCache.admit`), applied when a model message arri
 2. Build the model, bound to the current schema of its data type: its
    inputs are found by name among the schema's fields. No schema, a load
    failure, or inputs the schema lacks (or has with another type, named)
-   **reject** it.
+   **reject** it. So does a signature that does not verify against the
+   job's trusted keys, or none when the job requires signatures
+   (:mod:`serving.governance.signing`): checked on the artifact as loaded.
 3. Score the schema's probe row. A failure, or a non-finite score, **rejects** it.
 4. A model with the same name, version and artifact as one already known for
    its data type is a **duplicate** (a replayed message) and is ignored.
@@ -32,6 +34,7 @@ from serving.codecs.outputs import dead_letter
 from serving.core.model import Model, model_key, normalise_field
 from serving.errors import ModelMessageTooLarge, ModelSchemaError, ModelValidationError, ServingError
 from serving.formats import load_model, parse_descriptor, restore
+from serving.governance.signing import check_signature, trusted_keys
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.records.base import check_timestamp
@@ -93,6 +96,7 @@ class ModelCache:
         self._models: dict[tuple[str, str, str], Model] = {}
         self._model_roots = list(model_roots) if model_roots else None
         self._options = options or ServingOptions()
+        self._keys: dict[str, object] | None = None  # the trusted signing keys, parsed on first use
 
     def __len__(self) -> int:
         return len(self._models)
@@ -131,6 +135,11 @@ class ModelCache:
         except ServingError as exc:
             return self._rejected(event, exc, payload)
         try:
+            self._check_signature(descriptor, model)
+        except ServingError as exc:
+            model.close()
+            return self._rejected(event, exc, payload)
+        try:
             validate(model, schema)
         except ServingError as exc:
             model.close()
@@ -146,6 +155,16 @@ class ModelCache:
         self._models[_cache_key(model)] = model
         event.kind = ModelEvent.ACCEPTED
         return Admission(event, model=model)
+
+    def _check_signature(self, descriptor, model: Model) -> None:
+        """The signature policy, on the artifact as loaded (serving.governance.signing)."""
+        options = self._options
+        if not descriptor.signature and not options.require_signatures:
+            return
+        if self._keys is None:
+            self._keys = trusted_keys(options.trusted_keys)
+        signer = check_signature(descriptor, model.artifact, self._keys, required=options.require_signatures)
+        model.signed_by = signer
 
     def restored(self, state_bytes: bytes, schema: DataTypeSchema) -> Model:
         """The model kept in state as ``Model.to_bytes()``, bound to ``schema``; built once per schema version."""

@@ -155,6 +155,8 @@ class Model(ABC):
         self.categorical = False
         #: The version of the data type's schema the model was bound to ("" before any).
         self.schema_version = ""
+        #: The id of the key whose signature admission verified ("" when unsigned).
+        self.signed_by = ""
         #: Input name -> a value the artifact declares valid (PMML's categories): the probe row
         #: uses it when the schema has no example, since "" is no category a model knows.
         self.probe_values: dict[str, Any] = {}

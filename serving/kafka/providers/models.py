@@ -67,6 +67,7 @@ def publish_model(
     force_inline: bool = False,
     description: str = "",
     metadata: dict[str, str] | None = None,
+    sign_with: Path | None = None,
 ) -> ModelDescriptor:
     """Publish one model to ``settings.topics.models``, keyed by data type; wait for delivery.
 
@@ -96,6 +97,7 @@ def publish_model(
         force_inline=force_inline,
         description=description,
         metadata=metadata,
+        sign_with=sign_with,
     )
     publish_descriptor(settings, descriptor)
     return descriptor
@@ -125,12 +127,54 @@ def build_descriptor(
     force_inline: bool = False,
     description: str = "",
     metadata: dict[str, str] | None = None,
+    sign_with: Path | None = None,
 ) -> ModelDescriptor:
-    """The descriptor :func:`publish_model` would send, applying the inline size rule.
+    """The descriptor :func:`publish_model` would send, applying the inline size rule; signed with ``sign_with``.
 
     Raises:
-        Same as :func:`publish_model`, except the Kafka errors.
+        Same as :func:`publish_model`, except the Kafka errors; ConfigError for a
+        bad signing key, or a by-reference directory to sign.
     """
+    descriptor = _build_descriptor(
+        settings, path, model_type, data_type=data_type, name=name, version=version, by_reference=by_reference,
+        force_inline=force_inline, description=description, metadata=metadata,
+    )  # fmt: skip
+    if sign_with is not None:
+        sign_descriptor(descriptor, Path(path), sign_with)
+    return descriptor
+
+
+def sign_descriptor(descriptor: ModelDescriptor, path: Path, key_file: Path) -> None:
+    """Sign ``descriptor``, built from the model at ``path``, with the private key in ``key_file``.
+
+    Raises:
+        ConfigError: the key file cannot be read or is no Ed25519 key; a
+            by-reference directory (its archive is made by the job, not here).
+    """
+    from serving.governance.signing import sign_with_file
+
+    if descriptor.WhichOneof("content") == "data":
+        artifact = bytes(descriptor.data)
+    elif path.is_file():
+        artifact = path.read_bytes()
+    else:
+        raise ConfigError(f"{path} is a directory published by reference: sign it inline (--inline)")
+    sign_with_file(descriptor, artifact, key_file)
+
+
+def _build_descriptor(
+    settings: KafkaSettings,
+    path: str | Path,
+    model_type: int | str,
+    *,
+    data_type: str,
+    name: str | None,
+    version: str | None,
+    by_reference: bool,
+    force_inline: bool,
+    description: str,
+    metadata: dict[str, str] | None,
+) -> ModelDescriptor:
     if by_reference and force_inline:
         raise ConfigError("a model is published either by reference or inline, not both")
     check_data_type(data_type)

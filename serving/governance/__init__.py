@@ -1,0 +1,1 @@
+"""Governance of models as data: who signed a model, and which models a job accepts."""
