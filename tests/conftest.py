@@ -11,8 +11,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from serving.records import wine
 
 #: One broker (and its per-test topics) for the whole session, whatever the layer; the JPMML-Evaluator
-#: oracle (its JVM shut down at the end) and the sklearn2pmml exports, once per session.
-pytest_plugins = ["tests.support.fixtures", "tests.support.jpmml", "tests.support.pmml_exports"]
+#: oracle (its JVM shut down at the end) and the sklearn2pmml exports, once per session; a real MLServer per module.
+pytest_plugins = [
+    "tests.support.fixtures",
+    "tests.support.jpmml",
+    "tests.support.pmml_exports",
+    "tests.support.mlserver",
+]
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from serving.core.model import ModelDescriptor
 from serving.ops.broker import free_port
 from serving.ops.processes import die_with_parent
@@ -191,3 +193,12 @@ def numeric_schema(data_type: str, names: list[str]) -> DataTypeSchema:
     return DataTypeSchema.parse(
         {"type": "record", "name": data_type, "fields": [{"name": n, "type": "double"} for n in names]}
     )
+
+
+@pytest.fixture(scope="module")
+def mlserver(tmp_path_factory) -> Iterator[tuple[MLServerProcess, dict]]:
+    """A real MLServer serving the test models for one test module: ``(server, expected.json)``."""
+    repo = tmp_path_factory.mktemp("mlserver")
+    expected = model_repository(repo)
+    with running_mlserver(repo) as server:
+        yield server, expected

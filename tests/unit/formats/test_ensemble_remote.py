@@ -17,17 +17,15 @@ from serving.codecs.outputs import results_for
 from serving.formats import load_model, restore
 from serving.records.wire import DataRecord
 from tests.support.ensembles import IRIS_FIELDS, document, embedded, ensemble_descriptor, remote_entry
-from tests.support.mlserver import model_repository, numeric_schema, running_mlserver
+from tests.support.mlserver import numeric_schema
 
 SCHEMA = numeric_schema("iris", IRIS_FIELDS)
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("mlserver")
-    expected = model_repository(repo)
-    with running_mlserver(repo) as server:
-        yield server, expected["iris"]
+def served(mlserver):
+    server, expected = mlserver
+    return server, expected["iris"]
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,12 @@ from serving.formats.remote.oip import OipModel
 from serving.ops.broker import free_port
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.records.wire import DataRecord
-from tests.support.mlserver import model_repository, numeric_schema, oip_descriptor, running_mlserver
+from tests.support.mlserver import numeric_schema, oip_descriptor
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("mlserver")
-    expected = model_repository(repo)
-    with running_mlserver(repo) as server:
-        yield server, expected
+def served(mlserver):
+    return mlserver
 
 
 @pytest.fixture

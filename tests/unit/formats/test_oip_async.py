@@ -22,15 +22,13 @@ from serving.pb.model_stats_pb2 import ModelStats
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records.wire import DataRecord, check_values
 from serving.settings import ServingOptions
-from tests.support.mlserver import model_repository, numeric_schema, oip_descriptor, running_mlserver
+from tests.support.mlserver import numeric_schema, oip_descriptor
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("mlserver")
-    expected = model_repository(repo)
-    with running_mlserver(repo) as server:
-        yield server, expected["iris"]
+def served(mlserver):
+    server, expected = mlserver
+    return server, expected["iris"]
 
 
 def _handed_over(served, rows: np.ndarray, name: str = "iris"):

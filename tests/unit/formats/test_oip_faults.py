@@ -15,15 +15,13 @@ import pytest
 
 from serving.errors import RemoteCircuitOpen, RemoteTimeout, RemoteUnavailable, ScoringError
 from serving.formats import load_model, restore
-from tests.support.mlserver import model_repository, numeric_schema, oip_descriptor, running_mlserver
+from tests.support.mlserver import numeric_schema, oip_descriptor
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("mlserver")
-    expected = model_repository(repo)
-    with running_mlserver(repo) as server:
-        yield server, expected["iris"]
+def served(mlserver):
+    server, expected = mlserver
+    return server, expected["iris"]
 
 
 def _iris(served, name: str, **metadata: str):
