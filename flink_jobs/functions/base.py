@@ -137,10 +137,10 @@ def score_buffer(
         yield REMOTE_REQUESTS, request
     for letter in scored.dead_letters:
         yield DEAD_LETTERS, letter.SerializeToString()
-    for model, count, duration in scored.batches:
+    for model, count, duration, members in scored.batches:
         if metrics is not None:
             metrics.batch(count, duration)
-        for message in tracker.scored(model, count, duration):
+        for message in tracker.scored(model, count, duration, members):
             yield STATS, message.SerializeToString()
     if metrics is not None:
         metrics.dead_lettered(len(scored.dead_letters))

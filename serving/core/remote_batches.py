@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.codecs.outputs import dead_letter, results_for
+from serving.core.member_stats import tally
 from serving.core.model import Model
 from serving.core.stats import StatsTracker
 from serving.errors import ServingError
@@ -133,7 +134,7 @@ class RemoteScorer:
             )
             return dead_letters(batch, exc)
         outcomes = [RemoteOutcome.RESULT.value + r.SerializeToString() for r in results_for(model, records, scores)]
-        for stats in self.tracker.scored(model, len(records), scores.duration_ns):
+        for stats in self.tracker.scored(model, len(records), scores.duration_ns, tally(scores, len(records))):
             outcomes.append(RemoteOutcome.STATS.value + stats.SerializeToString())
         return outcomes
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from serving.codecs.outputs import dead_letter, results_for
 from serving.core.entries import Entry
+from serving.core.member_stats import MemberServingStats, tally
 from serving.core.model import Model
 from serving.core.remote_batches import is_asynchronous, remote_batch
 from serving.core.timeline import assign
@@ -38,8 +39,8 @@ class Scored:
 
     results: list[ServingResult] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    #: (model, records scored, total duration ns), one per batch call
-    batches: list[tuple[Model, int, int]] = field(default_factory=list)
+    #: (model, records scored, total duration ns, an ensemble's member counters or ()), one per batch call
+    batches: list[tuple[Model, int, int, tuple[MemberServingStats, ...]]] = field(default_factory=list)
     #: records kept for a model still to come (hold mode, no model yet)
     held: list[Record] = field(default_factory=list)
     #: batches for remote models, scored by the async operator: (data type, the records' times, RemoteBatch bytes)
@@ -222,7 +223,7 @@ def _score_batch(
         out.dead_letters.extend(_scoring_dead_letter(r, exc, max_payload_bytes) for r in batch)
         return
     out.results.extend(results_for(model, batch, scores))
-    out.batches.append((model, len(batch), scores.duration_ns))
+    out.batches.append((model, len(batch), scores.duration_ns, tally(scores, len(batch))))
 
 
 def _scoring_dead_letter(record: Record, exc: ServingError, max_payload_bytes: int) -> DeadLetter:

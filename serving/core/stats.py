@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 from serving.clock import now_ms
+from serving.core.member_stats import MemberServingStats, add_members
 from serving.core.model import Model, ModelDescriptor, ModelType, model_key
 from serving.pb.model_stats_pb2 import ModelStats, ModelStatsList
 
@@ -16,7 +18,8 @@ class ModelServingStats:
     ``min_duration_ns`` and ``max_duration_ns`` are 0 while ``usage`` is 0.
     Durations are per record: a batch of N records costing D ns counts as N
     records of D / N ns each; min rounds that down and max rounds it up, so
-    ``min <= mean <= max`` always holds.
+    ``min <= mean <= max`` always holds. ``members``: an ensemble's per-member
+    counters (:mod:`serving.core.member_stats`), empty for other models.
     """
 
     name: str
@@ -30,6 +33,7 @@ class ModelServingStats:
     min_duration_ns: int = 0
     max_duration_ns: int = 0
     instance: str = ""
+    members: list[MemberServingStats] = field(default_factory=list)
 
     @classmethod
     def for_model(cls, descriptor: ModelDescriptor, since_ms: int) -> ModelServingStats:
@@ -48,10 +52,12 @@ class ModelServingStats:
         """Mean scoring duration per record, 0 when unused."""
         return self.total_duration_ns / self.usage if self.usage else 0.0
 
-    def record(self, duration_ns: int, count: int = 1) -> None:
-        """Account for ``count`` records scored together in ``duration_ns``."""
+    def record(self, duration_ns: int, count: int = 1, members: Sequence[MemberServingStats] = ()) -> None:
+        """Account for ``count`` records scored together in ``duration_ns`` (and their ensemble ``members``)."""
         if count <= 0:
             return
+        if members:
+            self.members = add_members(self.members, members)
         low, high = duration_ns // count, -(-duration_ns // count)
         self.min_duration_ns = low if self.usage == 0 else min(self.min_duration_ns, low)
         self.max_duration_ns = max(self.max_duration_ns, high)
@@ -82,6 +88,7 @@ class ModelServingStats:
             min_duration_ns=mins,
             max_duration_ns=maxs,
             instance=self.instance if self.instance == other.instance else "",
+            members=add_members(self.members, other.members),
         )
 
     def to_proto(self) -> ModelStats:
@@ -98,6 +105,7 @@ class ModelServingStats:
             min_duration_ns=self.min_duration_ns,
             max_duration_ns=self.max_duration_ns,
             instance=self.instance,
+            members=[m.to_proto() for m in self.members],
         )
 
     @classmethod
@@ -115,6 +123,7 @@ class ModelServingStats:
             min_duration_ns=message.min_duration_ns,
             max_duration_ns=message.max_duration_ns,
             instance=message.instance,
+            members=[MemberServingStats.from_proto(m) for m in message.members],
         )
 
     def to_dict(self) -> dict:
@@ -169,13 +178,15 @@ class StatsTracker:
             emitted.append(self._message(self.stats[self.key(model)]))
         return emitted
 
-    def scored(self, model: Model, count: int, duration_ns: int) -> list[ModelStats]:
-        """Account for a batch; returns the stats due for emission, if any."""
+    def scored(
+        self, model: Model, count: int, duration_ns: int, members: Sequence[MemberServingStats] = ()
+    ) -> list[ModelStats]:
+        """Account for a batch (with an ensemble's ``members`` counters); returns the stats due for emission, if any."""
         since = model.descriptor.created_at or now_ms()
         emitted = self.started(model, since) if self.key(model) not in self.stats else []
         stats = self.stats[self.key(model)]
         before = stats.usage
-        stats.record(duration_ns, count)
+        stats.record(duration_ns, count, members)
         crossed = self.every_records and before // self.every_records != stats.usage // self.every_records
         if crossed or (self.every_ms and now_ms() - self._last_emit_ms >= self.every_ms):
             emitted.extend(self.emit_all())

@@ -60,7 +60,8 @@ def parse_stats(payload: bytes | None) -> ModelStats:
 
     Raises:
         MalformedMessage: empty, oversized or unparsable bytes; a missing name
-            or version; a bad data type; negative counts or times; min above max.
+            or version; a bad data type; negative counts or times; min above max;
+            an ensemble member without name or version.
     """
     message = _parse(ModelStats, payload, "ModelStats")
     if not message.name or not message.version:
@@ -74,11 +75,14 @@ def parse_stats(payload: bytes | None) -> ModelStats:
         message.max_duration_ns,
         message.since,
         message.emitted_at,
+        *(n for m in message.members for n in (m.wins, m.ok, m.late, m.errors)),
     )
     if min(numbers) < 0:
         raise MalformedMessage(f"ModelStats of {message.name}:{message.version} with a negative count or time")
     if message.usage and message.min_duration_ns > message.max_duration_ns:
         raise MalformedMessage(f"ModelStats of {message.name}:{message.version} with min above max duration")
+    if any(not m.name or not m.version for m in message.members):
+        raise MalformedMessage(f"ModelStats of {message.name}:{message.version} with an unnamed ensemble member")
     if message.model_type not in ModelType.values():
         raise MalformedMessage(f"ModelStats of {message.name}:{message.version} with unknown model type")
     return message

@@ -41,7 +41,15 @@ from serving.core.stats import ModelServingStats
 from serving.errors import ServingError
 from serving.observability.messages import MalformedMessage, parse_event, parse_stats
 from serving.observability.rates import RATE_WINDOW_MS, InstanceStats, Series, combined
-from serving.observability.views import Counters, HistoryEntry, ModelStateView, ModelView, SeriesPoint, StateView
+from serving.observability.views import (
+    Counters,
+    HistoryEntry,
+    MemberView,
+    ModelStateView,
+    ModelView,
+    SeriesPoint,
+    StateView,
+)
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
 
@@ -314,6 +322,7 @@ class Monitor:
         return [(m, statuses[m.seq]) for m in sorted(models, key=order)]
 
     def _view(self, model: _Model, status: _Status) -> ModelView:
+        merged = model.merged()
         return ModelView(
             data_type=model.data_type,
             name=model.name,
@@ -328,6 +337,7 @@ class Monitor:
             reason=model.reason,
             usage=model.usage,
             total_duration_ns=sum(i.cumulative().total_duration_ns for i in model.instances.values()),
+            members=_members(merged),
         )
 
     def _state_view(self, model: _Model, status: _Status) -> ModelStateView:
@@ -355,7 +365,18 @@ class Monitor:
             instances=len(model.instances),
             restarts=sum(i.resets for i in model.instances.values()),
             updated_at=updated,
+            members=_members(merged),
         )
+
+
+def _members(merged: ModelServingStats | None) -> list[MemberView]:
+    """An ensemble's member counters: each instance's latest run plus its carried runs, summed over instances."""
+    if merged is None:
+        return []
+    return [
+        MemberView(name=m.name, version=m.version, wins=m.wins, ok=m.ok, late=m.late, errors=m.errors)
+        for m in merged.members
+    ]
 
 
 def _finite(value: float) -> float:

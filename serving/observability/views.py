@@ -10,6 +10,17 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 
+class MemberView(BaseModel):
+    """One member of an ensemble: records it decided, answered in time, missed (late) or failed, all instances."""
+
+    name: str
+    version: str
+    wins: int
+    ok: int
+    late: int
+    errors: int
+
+
 class ModelView(BaseModel):
     """One model version, as ``GET /models`` lists it."""
 
@@ -34,6 +45,8 @@ class ModelView(BaseModel):
     usage: int
     #: Scoring time of those records, ns (never goes down either).
     total_duration_ns: int = 0
+    #: An ensemble's members, in priority order, with their counters (never go down); empty for other models.
+    members: list[MemberView] = []
 
 
 class ModelStateView(BaseModel):
@@ -63,6 +76,8 @@ class ModelStateView(BaseModel):
     restarts: int = 0
     #: The newest ``emitted_at`` of its stats.
     updated_at: int | None
+    #: An ensemble's members, in priority order, with their merged counters; empty for other models.
+    members: list[MemberView] = []
 
 
 class StateView(BaseModel):

@@ -9,7 +9,9 @@ embedded members; ``iris-slow`` excluded by its declared latency), with the
 job killed mid-stream and restored from its last checkpoint: nothing is
 lost or doubled, and every result is the one the oracles give. Oracles:
 scikit-learn's own ``predict`` (MLServer's in its venv, ours for the ONNX
-members), and the plurality rule over them.
+members), and the plurality rule over them. The stats topic counts, per
+member, the records it decided (wins) and answered ok, late or with an error,
+as the results say (the latest snapshot of each instance, summed).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from serving.kafka.clients import create_topics
 from serving.ops.broker import free_port
 from serving.ops.jobprocess import LocalJob
 from serving.pb.model_event_pb2 import ModelEvent
+from serving.pb.model_stats_pb2 import ModelStats
 from serving.pb.serving_result_pb2 import ServingResult
 from tests.support.ensembles import IRIS_FIELDS, document, embedded, ensemble_descriptor, remote_entry
 from tests.support.kafka import read_all, send, send_tracked, wait_for_event
@@ -50,6 +53,32 @@ def _plurality(votes: list[int]) -> tuple[int, int]:
         return votes[0], 0
     answer = next(v for v in votes if counts[v] == best)  # ties: the higher priority
     return answer, votes.index(answer)
+
+
+def _member_counts(settings, name: str, version: str, usage: int, timeout: float = 90.0) -> dict[str, tuple]:
+    """Per member of ``name:version``, (wins, ok, late, errors): each instance's latest snapshot, summed.
+
+    Waits until those snapshots count ``usage`` records (stats go out every 10 s by default).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        latest: dict[str, ModelStats] = {}
+        for raw in read_all(settings, settings.topics.stats, None, 5):
+            message = ModelStats.FromString(raw)
+            if (message.name, message.version) != (name, version):
+                continue
+            if message.instance not in latest or message.emitted_at >= latest[message.instance].emitted_at:
+                latest[message.instance] = message
+        if sum(m.usage for m in latest.values()) == usage or time.monotonic() > deadline:
+            break
+    assert sum(m.usage for m in latest.values()) == usage, f"the stats of {name}:{version} never counted {usage}"
+    totals: dict[str, list[int]] = {}
+    for message in latest.values():
+        for member in message.members:
+            total = totals.setdefault(member.name, [0, 0, 0, 0])
+            for i, value in enumerate((member.wins, member.ok, member.late, member.errors)):
+                total[i] += value
+    return {member: tuple(total) for member, total in totals.items()}
 
 
 def test_speculative_ensembles_late_members_and_a_declared_restore(kafka_settings, tmp_path):
@@ -117,6 +146,8 @@ def test_speculative_ensembles_late_members_and_a_declared_restore(kafka_setting
             read_all(settings, settings.topics.results, len(rows), timeout=180)
             time.sleep(3)  # a duplicate would arrive after the last expected result
             got = [ServingResult.FromString(v) for v in read_all(settings, settings.topics.results, None, 10)]
+            hurried_members = _member_counts(settings, "iris-hurried", "wallclock-1", len(sent["wallclock-1"]))
+            vote_members = _member_counts(settings, "iris-vote", "declared-1", len(sent["declared-1"]))
             restarts = again.restarts()
         finally:
             again.stop()
@@ -142,3 +173,18 @@ def test_speculative_ensembles_late_members_and_a_declared_restore(kafka_setting
         assert (result.score, result.decided_by) == (answer, names[voter]), record_id
         statuses = [(m.name, m.status) for m in result.members]
         assert statuses == [("iris-slow", "late"), ("iris", "ok"), ("lr", "ok"), ("stump", "ok")]
+    # The stats topic, per member: (wins, ok, late, errors), counted from what was sent and the oracles.
+    hurried = len(sent["wallclock-1"])
+    assert hurried_members == {"iris-slow": (0, 0, hurried, 0), "stump": (hurried, hurried, 0, 0)}
+    voted = len(sent["declared-1"])
+    wins = collections.Counter(
+        names[_plurality([expected["predict"][row], int(lr.oracle.predict(rows[row : row + 1])[0]),
+                          int(stump_says[row])])[1]]
+        for row in sent["declared-1"].values()
+    )  # fmt: skip
+    assert vote_members == {
+        "iris-slow": (0, 0, voted, 0),
+        "iris": (wins["iris:1"], voted, 0, 0),
+        "lr": (wins["lr:1"], voted, 0, 0),
+        "stump": (wins["stump:1"], voted, 0, 0),
+    }

@@ -15,8 +15,10 @@ class StatsCollector:
     """A Prometheus collector over a :class:`StatsService`: register it, and each scrape reads the service.
 
     It reports whether Kafka is reachable, each model version's records scored
-    and scoring time (counters), status and start time, the serving models' scoring time and throughput, the
-    models by status, and the messages the service read, skipped and saw replayed.
+    and scoring time (counters), an ensemble's per-member wins, ok, late and
+    errors (counters), status and start time, the serving models' scoring time
+    and throughput, the models by status, and the messages the service read,
+    skipped and saw replayed.
     """
 
     def __init__(self, service: StatsService) -> None:
@@ -53,6 +55,19 @@ class StatsCollector:
             if model.since is not None:
                 since.add_metric(key, model.since / 1000)
         yield from (scored, scoring, serving, since)
+        # Per record, each ensemble member either decided it (win) or not, and answered ok, late or error.
+        members = CounterMetricFamily(
+            "modelserving_ensemble_member_decisions",
+            "Records of an ensemble a member decided (outcome win) or answered ok, late or with an error",
+            labels=[*labels, "member", "member_version", "outcome"],
+        )
+        for model in overview.models:
+            for member in model.members:
+                key = [model.data_type, model.name, model.version, member.name, member.version]
+                for outcome, value in (("win", member.wins), ("ok", member.ok), ("late", member.late),
+                                       ("error", member.errors)):  # fmt: skip
+                    members.add_metric([*key, outcome], float(value))
+        yield members
         seconds = GaugeMetricFamily(
             "modelserving_scoring_seconds",
             "Scoring time per record of the serving model (mean, min, max)",
