@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyflink.common import Time, Types
-from pyflink.datastream import AsyncDataStream, DataStream, OutputTag, StreamExecutionEnvironment
+from pyflink.datastream import AsyncDataStream, AsyncRetryStrategy, DataStream, OutputTag, StreamExecutionEnvironment
 
 from flink_jobs.functions.keyed import ModelServingKeyed
 from flink_jobs.functions.partitioned import BROADCAST_STATE, ModelServingPartitioned
@@ -22,6 +22,7 @@ from flink_jobs.functions.remote import RemoteScoring, SplitRemoteOutcomes
 from flink_jobs.ingest import keyed_by_first_field, routed_models, routed_records
 from flink_jobs.io import JobIO
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, RECORD_ROW, REMOTE_REQUESTS, STATS
+from serving.core.remote_batches import worth_retrying
 from serving.settings import JobSettings, ServingOptions
 
 #: Savepoints map state to operator uids: every uid, by job, is recorded in state_layout.json
@@ -95,13 +96,20 @@ def with_remote_scoring(streams: ServingStreams, requests: DataStream, options: 
 
     Unordered: results are keyed by record id, not by order, and a slow batch
     must not hold back the others. The operator checkpoints the batches in
-    flight, so a restore asks again for what had no answer.
+    flight, so a restore asks again for what had no answer. A batch whose
+    server was unavailable is asked again by Flink's retry strategy, every
+    ``remote_async_backoff_ms``, up to ``remote_async_retries`` times, before
+    its dead letters stand (:func:`serving.core.remote_batches.worth_retrying`).
     """
+    retry = AsyncRetryStrategy.fixed_delay(
+        options.remote_async_retries + 1, options.remote_async_backoff_ms, worth_retrying, None
+    )
     outcomes = (
-        AsyncDataStream.unordered_wait(
+        AsyncDataStream.unordered_wait_with_retry(
             requests,
             RemoteScoring(options),
             Time.milliseconds(options.remote_async_timeout_ms),
+            retry,
             options.remote_async_capacity,
             output_type=BYTES,
         )

@@ -160,6 +160,9 @@ class ServingOptions(BaseModel, frozen=True):
             model's ``timeout_ms`` with its retry comes first); past it the
             batch's records are dead-lettered as ``remote timeout``.
         remote_async_capacity: batches in flight per async operator instance.
+        remote_async_retries: how often the async operator asks again for a batch
+            whose model server was unavailable (refused, dropped, 503, timed
+            out, or its circuit open), every ``remote_async_backoff_ms``.
         trusted_keys: Ed25519 public keys (PEM texts) that may sign models
             (``--trusted-keys DIR``); a signed model must verify against one.
         require_signatures: refuse unsigned models too (see serving.governance.signing).
@@ -187,6 +190,8 @@ class ServingOptions(BaseModel, frozen=True):
     remote_scoring: Literal["async", "sync"] = "async"
     remote_async_timeout_ms: int = Field(30_000, ge=1)
     remote_async_capacity: int = Field(100, ge=1)
+    remote_async_retries: int = Field(10, ge=0)
+    remote_async_backoff_ms: int = Field(1_000, ge=1)
     trusted_keys: tuple[str, ...] = ()
     require_signatures: bool = False
 

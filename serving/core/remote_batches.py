@@ -24,6 +24,7 @@ from serving.core.model import Model
 from serving.core.stats import StatsTracker
 from serving.errors import ServingError
 from serving.logs import get_logger
+from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.remote_batch_pb2 import RemoteBatch, RemoteRecord
 from serving.records.base import Record
 from serving.records.schema import Column
@@ -93,6 +94,21 @@ def dead_letters(batch: RemoteBatch, exc: ServingError) -> list[bytes]:
         ).SerializeToString()
         for r in _records(batch)
     ]  # fmt: skip
+
+
+#: Reasons that say the server was not there, so asking again later may succeed.
+RETRYABLE_REASONS = frozenset({"remote unavailable", "remote timeout", "remote circuit open"})
+
+
+def worth_retrying(outcomes: list[bytes]) -> bool:
+    """Whether a batch's outcomes are all dead letters of a server that was not there (the async retry rule)."""
+    if not outcomes:
+        return False
+    for value in outcomes:
+        kind, payload = remote_outcomes(value)
+        if kind is not RemoteOutcome.DEAD_LETTER or DeadLetter.FromString(payload).reason not in RETRYABLE_REASONS:
+            return False
+    return True
 
 
 def timed_out(value: bytes, options: ServingOptions) -> list[bytes]:

@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 
-from serving.core.remote_batches import RemoteOutcome, RemoteScorer, remote_outcomes
+from serving.core.remote_batches import RemoteOutcome, RemoteScorer, remote_outcomes, worth_retrying
 from serving.core.scoring import score_due
 from serving.formats import load_model
 from serving.pb.dead_letter_pb2 import DeadLetter
@@ -83,6 +83,17 @@ def test_a_remote_batch_comes_back_as_scikit_learns_answers_with_the_servers_ver
     assert out[RemoteOutcome.DEAD_LETTER] == []
 
 
+def test_only_a_server_that_was_not_there_is_worth_asking_again():
+    def letter(reason: str) -> bytes:
+        return RemoteOutcome.DEAD_LETTER.value + DeadLetter(reason=reason, record_id="r").SerializeToString()
+
+    result = RemoteOutcome.RESULT.value + ServingResult(record_id="r").SerializeToString()
+    assert worth_retrying([letter("remote unavailable"), letter("remote circuit open"), letter("remote timeout")])
+    assert not worth_retrying([letter("remote error")])  # the server answered: asking again gives the same
+    assert not worth_retrying([letter("remote unavailable"), result])
+    assert not worth_retrying([])
+
+
 def test_a_server_down_gives_one_dead_letter_per_record_with_the_reason_and_its_bytes(served):
     server, data = served
     rows = np.asarray(data["rows"])[:5]
@@ -98,4 +109,5 @@ def test_a_server_down_gives_one_dead_letter_per_record_with_the_reason_and_its_
     assert kinds == [RemoteOutcome.DEAD_LETTER] * 5
     letters = [DeadLetter.FromString(remote_outcomes(v)[1]) for v in tagged]
     assert [(d.record_id, d.reason) for d in letters] == [(f"r{i}", "remote unavailable") for i in range(5)]
+    assert worth_retrying(tagged)  # the async operator asks again later
     assert json.loads(letters[0].payload) == dict(zip(data["schema_order"], rows[0].tolist()))
