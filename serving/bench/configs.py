@@ -17,6 +17,9 @@ MODELS_DIR = wine.reference_dir() / "models"
 TF_GRAPH = MODELS_DIR / "optimized_WineQuality.pb"
 PMML_FOREST = MODELS_DIR / "winequalityRandonForrestClassification.pmml"
 
+#: The bench's own scikit-learn model: both of its copies are published under this name.
+SK_MODEL_NAME = "wine-sk"
+
 #: Version every benchmark model is published with; the swap publishes SWAP_VERSION.
 BENCH_VERSION = "bench"
 SWAP_VERSION = "bench-swap"
@@ -44,6 +47,9 @@ class BenchConfig:
         data_format: ``wine`` (``WineRecord`` protobufs on the wine topic) or ``json`` (the same rows as
             JSON records of a declared data type, on its own topic: the generic path).
         transactional: the plain loop commits results and offsets in one transaction per poll (exactly once).
+        trained: the model is the bench's own scikit-learn model, fitted at run time
+            (:mod:`serving.bench.sklearn_model`): ``onnx`` embeds its ONNX export, ``oip`` calls MLServer
+            serving its joblib. ``model_path`` is then None.
     """
 
     name: str
@@ -54,10 +60,13 @@ class BenchConfig:
     plain_batch: int = 1
     data_format: str = "wine"
     transactional: bool = False
+    trained: bool = False
 
     @property
     def model_label(self) -> str:
         """The model as the results table shows it."""
+        if self.trained:
+            return f"{SK_MODEL_NAME} ({'oip, MLServer' if self.model_type == 'oip' else self.model_type})"
         if self.model_path is None:
             return "none"
         return f"{self.model_path.name} ({self.model_type})"
@@ -65,6 +74,8 @@ class BenchConfig:
     @property
     def expected_model_name(self) -> str:
         """The ``model_name`` every result of this configuration must carry."""
+        if self.trained:
+            return SK_MODEL_NAME
         return PASSTHROUGH_MODEL if self.model_path is None else self.model_path.stem
 
 
@@ -79,6 +90,9 @@ CONFIGS: dict[str, BenchConfig] = {
         BenchConfig("partitioned-pmml", "flink", "partitioned", PMML_FOREST, "pmml"),
         BenchConfig("keyed-json-tf", "flink", "keyed", TF_GRAPH, "tensorflow", data_format="json"),
         BenchConfig("partitioned-json-tf", "flink", "partitioned", TF_GRAPH, "tensorflow", data_format="json"),
+        # One fitted scikit-learn model, embedded (its ONNX export) and remote (its joblib on MLServer).
+        BenchConfig("keyed-sk-embedded", "flink", "keyed", None, "onnx", trained=True),
+        BenchConfig("keyed-sk-remote", "flink", "keyed", None, "oip", trained=True),
         BenchConfig("plain-tf", "plain", None, TF_GRAPH, "tensorflow"),
         BenchConfig("plain-pmml", "plain", None, PMML_FOREST, "pmml"),
         BenchConfig("plain-batch-tf", "plain", None, TF_GRAPH, "tensorflow", PLAIN_BATCH),
@@ -86,6 +100,9 @@ CONFIGS: dict[str, BenchConfig] = {
         BenchConfig("plain-tx-tf", "plain", None, TF_GRAPH, "tensorflow", PLAIN_BATCH, transactional=True),
     )
 }
+
+#: (remote, embedded) configurations scoring the same model: the summary gives their ratios.
+REMOTE_PAIRS: tuple[tuple[str, str], ...] = (("keyed-sk-remote", "keyed-sk-embedded"),)
 
 
 def parse_only(text: str | None) -> list[BenchConfig]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.bench.configs import CONFIGS, PLAIN_BATCH, BenchConfig, BenchPlan
+from serving.bench.configs import CONFIGS, PLAIN_BATCH, REMOTE_PAIRS, BenchConfig, BenchPlan
 from serving.bench.measures import parse_cpu_model, parse_mem_total_gib
 from serving.paths import KAFKA_JARS_DIR
 
@@ -123,6 +123,63 @@ def markdown_table(results: Sequence[BenchResult]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class RemoteRatio:
+    """A remote configuration against the embedded one scoring the same model: remote / embedded.
+
+    Each ratio is None when either side was not measured (or the embedded figure is 0).
+    Throughput below 1 and latency above 1 mean the remote model is slower.
+    """
+
+    remote: str
+    embedded: str
+    job_args: tuple[str, ...]
+    throughput: float | None
+    p50: float | None
+    p99: float | None
+
+    def line(self) -> str:
+        """One sentence for the summary, e.g. ``keyed-sk-remote / keyed-sk-embedded: throughput 0.25x, ...``."""
+        flags = f" (job flags {' '.join(self.job_args)})" if self.job_args else ""
+        return (
+            f"{self.remote} / {self.embedded}{flags}: throughput {format_measure(self.throughput, '{:.2f}x')}, "
+            f"p50 latency {format_measure(self.p50, '{:.2f}x')}, p99 latency {format_measure(self.p99, '{:.2f}x')}"
+        )
+
+
+def ratio(remote: float | None, embedded: float | None) -> float | None:
+    """``remote / embedded``; None when either is missing or ``embedded`` is not above 0."""
+    if remote is None or embedded is None or not embedded > 0:
+        return None
+    return remote / embedded
+
+
+def remote_ratios(results: Sequence[BenchResult]) -> list[RemoteRatio]:
+    """Remote / embedded throughput and p50/p99 latency for every pair in :data:`REMOTE_PAIRS` that both ran.
+
+    Results pair up when they share the job flags (one pair per ``--sweep`` setting), in the remote results' order.
+    """
+    ratios = []
+    for remote_name, embedded_name in REMOTE_PAIRS:
+        for remote in (r for r in results if r.config.name == remote_name):
+            embedded = next(
+                (e for e in results if e.config.name == embedded_name and e.job_args == remote.job_args), None
+            )
+            if embedded is None:
+                continue
+            ratios.append(
+                RemoteRatio(
+                    remote_name,
+                    embedded_name,
+                    tuple(remote.job_args),
+                    ratio(remote.throughput, embedded.throughput),
+                    ratio(remote.p50_ms, embedded.p50_ms),
+                    ratio(remote.p99_ms, embedded.p99_ms),
+                )
+            )
+    return ratios
+
+
 def replace_section(document: str, section: str) -> str:
     """``document`` with the text between :data:`SECTION_BEGIN` and :data:`SECTION_END` replaced.
 
@@ -223,6 +280,17 @@ def markdown_section(results: Sequence[BenchResult], plan: BenchPlan, command: s
         "between consecutive result append times within 1 s of the swap; **usual gap ms**: the longest gap "
         "elsewhere in the paced phase (results leave a job in flushes, so gaps exist without a swap).",
     ]
+    ratios = remote_ratios(results)
+    if ratios:
+        lines += [
+            "",
+            "**Remote / embedded** (one scikit-learn model fitted per run: its ONNX export embedded in the job "
+            "against its joblib served by MLServer over the Open Inference Protocol, scored in PyFlink's async "
+            "operator). Throughput is by append time over the middle 80 % of results: results released in a "
+            "burst show a higher rate than the job holds, so compare first result s and the latencies too:",
+            "",
+        ]
+        lines += [f"- {r.line()}" for r in ratios]
     noted = [r for r in results if r.notes]
     if noted:
         lines += ["", "**Notes:**", ""]

@@ -4,6 +4,11 @@ A configuration is a Flink job kind with a model (``passthrough``, ``keyed-tf``,
 ``keyed-pmml``, ``partitioned-tf``, ``partitioned-pmml``), or a plain
 single-process confluent-kafka loop with the same model (``plain-tf``,
 ``plain-pmml``): the program a user would write instead of a Flink job.
+``keyed-sk-embedded`` and ``keyed-sk-remote`` score one scikit-learn model
+fitted at the start of the run (:mod:`serving.bench.sklearn_model`): its
+ONNX export embedded in the job, and its joblib served by MLServer
+(:mod:`serving.bench.mlserver`, running only during the remote
+configuration) and called over the Open Inference Protocol.
 
 Each configuration runs on topics of its own:
 
@@ -40,11 +45,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from serving.bench.configs import BENCH_VERSION, SWAP_VERSION, BenchConfig, BenchError, BenchPlan
+from serving.bench.configs import SWAP_VERSION, BenchConfig, BenchPlan
 from serving.bench.measures import check_ids, latency_summary, steady_throughput
+from serving.bench.publishing import publish_model
 from serving.bench.reader import Arrival, ResultReader
 from serving.bench.records import RecordSource
 from serving.bench.report import BenchResult, format_measure
+from serving.bench.sklearn_model import SkModel, train_sk_model
 from serving.clock import now_ms
 from serving.kafka.clients import (
     create_topics,
@@ -56,7 +63,6 @@ from serving.kafka.clients import (
 from serving.kafka.settings import KafkaSettings, Topics
 from serving.logs import get_logger
 from serving.ops.jobprocess import LocalJob, ProcessGroup, kafka_env
-from serving.records import wine
 
 log = get_logger("bench")
 
@@ -74,22 +80,6 @@ def bench_topics(config: BenchConfig, suffix: str) -> Topics:
 TOPIC_CONFIG = {"results": {"message.timestamp.type": "LogAppendTime"}}
 #: The models topic has one partition, so its latest message is the current model.
 TOPIC_PARTITIONS = {"models": 1}
-
-
-def publish_model(
-    settings: KafkaSettings, config: BenchConfig, version: str = BENCH_VERSION, data_type: str = wine.DATA_TYPE
-) -> int:
-    """Publish ``config``'s model as ``version`` with ``created_at`` now; returns ``created_at``.
-
-    Raises:
-        BenchError: ``config`` has no model.
-        ServingError: the model could not be published (see ``serving.kafka.providers.models.publish_model``).
-    """
-    from serving.kafka.providers.models import publish_model as publish
-
-    if config.model_path is None or config.model_type is None:
-        raise BenchError(f"configuration {config.name} has no model to publish")
-    return publish(settings, config.model_path, config.model_type, version=version, data_type=data_type).created_at
 
 
 def preload(
@@ -203,9 +193,17 @@ def _wait(
 
 
 def run_config(
-    base: KafkaSettings, config: BenchConfig, plan: BenchPlan, work_dir: Path, progress: Progress
+    base: KafkaSettings,
+    config: BenchConfig,
+    plan: BenchPlan,
+    work_dir: Path,
+    progress: Progress,
+    sk: SkModel | None = None,
+    server_url: str | None = None,
 ) -> BenchResult:
     """Measure one configuration end to end (see the module docstring); never raises for a failed check.
+
+    ``sk`` and ``server_url``: the trained model (and the MLServer serving it) a ``trained`` configuration publishes.
 
     Problems (lost or duplicated ids, a wrong model, a timeout, a crashed job)
     are recorded in ``BenchResult.problems``.
@@ -244,8 +242,8 @@ def run_config(
         if source.topic != settings.topics.data:
             create_topics(settings, {"records": source.topic}, max(plan.parallelism, 1))
         model_at = now_ms()
-        if config.model_path is not None:
-            model_at = publish_model(settings, config, data_type=source.data_type)
+        if config.model_type is not None:
+            model_at = publish_model(settings, config, data_type=source.data_type, sk=sk, server_url=server_url)
         progress(f"{config.name}: pre-loading", 0, plan.records)
         sent = preload(settings, source, plan.records, model_at)
         progress(f"{config.name}: pre-loading", len(sent), plan.records)
@@ -265,9 +263,9 @@ def run_config(
         if problem is None and plan.latency_records:
             total = plan.records + plan.latency_records
             swap = None
-            if plan.swap and config.runner == "flink" and config.model_path is not None:
+            if plan.swap and config.runner == "flink" and config.model_type is not None:
                 swap = lambda: swapped_at.append(  # noqa: E731
-                    publish_model(settings, config, SWAP_VERSION, source.data_type)
+                    publish_model(settings, config, SWAP_VERSION, source.data_type, sk, server_url)
                 )
             sent += send_paced(
                 settings,
@@ -366,12 +364,33 @@ def run_bench(
 
     Child logs go to a temporary directory that is kept when a configuration
     fails (its path is in ``BenchResult.log_path``) and removed otherwise.
+    The ``trained`` configurations share one model, fitted once before the
+    first of them; MLServer runs only while a remote configuration does.
+
+    Raises:
+        BenchError: the trained model could not be made (MLServer's venv missing, training failed),
+            or MLServer did not start.
     """
+    from serving.bench.mlserver import running_mlserver
+
     plan.validate()
     work_dir = Path(tempfile.mkdtemp(prefix="modelserving-bench-"))
+    sk = None
+    if any(c.trained for c in configs):
+        progress("training the scikit-learn model", 0, 1)
+        try:
+            sk = train_sk_model(work_dir)
+        except BaseException:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            raise
+        progress("training the scikit-learn model", 1, 1)
     results = []
     for config in configs:
-        results.append(run_config(settings, config, plan, work_dir, progress))
+        if config.trained and config.model_type == "oip" and sk is not None:
+            with running_mlserver(sk.repository) as url:
+                results.append(run_config(settings, config, plan, work_dir, progress, sk, url))
+        else:
+            results.append(run_config(settings, config, plan, work_dir, progress, sk))
     if all(r.ok for r in results):
         for r in results:
             r.log_path = None

@@ -127,7 +127,7 @@ def test_parse_only_keeps_run_order_and_refuses_unknown_names():
 def test_every_model_configuration_names_the_model_its_results_must_carry():
     assert CONFIGS["passthrough"].expected_model_name == "passthrough"
     for name, config in CONFIGS.items():
-        if name != "passthrough":
+        if name != "passthrough" and not config.trained:  # trained: a model fitted at run time (test_remote_bench)
             assert config.model_path is not None and config.model_path.exists()
             assert config.expected_model_name == config.model_path.stem
     assert {c.runner for c in CONFIGS.values()} == {"flink", "plain"}
