@@ -124,7 +124,8 @@ def test_speculative_ensembles_late_members_and_a_declared_restore(kafka_setting
         )  # fmt: skip
         declared.version = "declared-1"
         work = tmp_path / "job"
-        first = LocalJob(settings, job, work, parallelism=2, name="job1", job_args=("--schemas", str(schemas)))
+        args = ("--schemas", str(schemas), "--stats-every-seconds", "1")  # stats soon after the last records
+        first = LocalJob(settings, job, work, parallelism=2, name="job1", job_args=args)
         try:
             _publish(settings, hurried)
             sent = {"wallclock-1": send_rows(halves[0])}
@@ -141,7 +142,7 @@ def test_speculative_ensembles_late_members_and_a_declared_restore(kafka_setting
         assert restore, "no checkpoint completed before the crash"
         sent["declared-1"].update(send_rows(second_half[len(second_half) // 2 :]))
         again = LocalJob(settings, job, work, parallelism=2, restore=restore, name="job2",
-                         rest_port=free_port(), job_args=("--schemas", str(schemas)))  # fmt: skip
+                         rest_port=free_port(), job_args=args)  # fmt: skip
         try:
             read_all(settings, settings.topics.results, len(rows), timeout=180)
             time.sleep(3)  # a duplicate would arrive after the last expected result
