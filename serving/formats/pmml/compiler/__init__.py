@@ -44,9 +44,11 @@ weightedMedian; classification: average, weightedAverage, majorityVote,
 weightedMajorityVote; both: selectFirst and modelChain, whose members may read
 the ``predictedValue`` and ``probability`` OutputFields of the segments before
 them; nested segments; segment predicates), and the families of
-:mod:`.models` (RegressionModel, NeuralNetwork, NaiveBayesModel,
-SupportVectorMachineModel, ...), with the inputs, transformations and Targets
-of :mod:`.inputs`, :mod:`.expressions` and :mod:`.fields`.
+:mod:`.models`: RegressionModel (every normalization), GeneralRegressionModel,
+NeuralNetwork, NaiveBayesModel, SupportVectorMachineModel and
+NearestNeighborModel (a kNN or OneAgainstAll SVM classifier gives a label only,
+as JPMML does), with the inputs, transformations and Targets of
+:mod:`.inputs`, :mod:`.expressions`, :mod:`.fields` and :mod:`.targets`.
 
 Anything else raises :class:`NotCompilable` with the reason, and the caller
 falls back to pypmml: among others ``weightedConfidence`` and
@@ -65,7 +67,10 @@ The modules, one per PMML element family:
 * :mod:`.fields`: DataDictionary and MiningSchema: the inputs, the target and its labels;
 * :mod:`.expressions`: TransformationDictionary, LocalTransformations, DerivedField and its expressions;
 * :mod:`.predicates`: True, False, SimplePredicate, SimpleSetPredicate, CompoundPredicate;
+* :mod:`.inputs`, :mod:`.targets`: input types and treatments; Targets;
+* :mod:`.functions`, :mod:`.mapping`, :mod:`.links`: built-in functions, MapValues/Discretize, link functions;
 * :mod:`.regression`, :mod:`.trees`, :mod:`.mining`: RegressionModel, TreeModel, MiningModel;
+* :mod:`.general_regression`, :mod:`.neural`, :mod:`.naive_bayes`, :mod:`.svm`, :mod:`.neighbors`: the other families;
 * :mod:`.ensemble`: how a MiningModel combines its members' results;
 * :mod:`.models`: the dispatcher from a model element to its family;
 * :mod:`.outputs`: Output, and the type of the prediction;
