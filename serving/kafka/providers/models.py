@@ -317,7 +317,7 @@ def _send_model(prod: Producer, settings: KafkaSettings, descriptor: ModelDescri
             "version": descriptor.version,
             "type": descriptor.format or ModelType.Name(descriptor.model_type),
             "data_type": descriptor.data_type,
-            "content": "inline" if content == "data" else "by reference",
+            "content": "inline" if content == "data" else "remote" if descriptor.format == "oip" else "by reference",
             "bytes": descriptor.ByteSize(),
             "topic": topic,
         },
