@@ -63,6 +63,7 @@ class IrisModel:
     """A logistic regression on iris (strength ``c``), exported to ONNX; ``oracle`` is scikit-learn itself."""
 
     def __init__(self, tmp_path, c: float, version: str, feature_names: list[str] = MODEL_ORDER) -> None:
+        import onnx
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import FloatTensorType
         from sklearn.datasets import load_iris
@@ -73,25 +74,20 @@ class IrisModel:
         self.rows = frame[IRIS_FIELDS].to_dict(orient="records")
         labels = np.asarray(iris.target_names)[iris.target]
         self.oracle = LogisticRegression(C=c, max_iter=2000).fit(frame[MODEL_ORDER].to_numpy(), labels)
-        # No ZipMap and no labels metadata: the job reads the class labels from the graph itself.
-        onnx = convert_sklearn(
+        # No ZipMap and no descriptor metadata: the job reads the class labels from the graph itself, and
+        # the input names from the model's own metadata_props, where a data scientist leaves them.
+        exported = convert_sklearn(
             self.oracle,
             initial_types=[("input", FloatTensorType([None, 4]))],
             options={id(self.oracle): {"zipmap": False}},
             target_opset=17,
         )
+        onnx.helper.set_model_props(exported, {"feature_names": ",".join(feature_names)})
         path = tmp_path / f"iris-{version}.onnx"
-        path.write_bytes(onnx.SerializeToString())
+        path.write_bytes(exported.SerializeToString())
         self.version = version
-        self.descriptor = descriptor_from_path(
-            path,
-            ModelType.ONNX,
-            data_type="iris",
-            name="iris-lr",
-            version=version,
-            metadata={"feature_names": ",".join(feature_names)},
-        )
-        assert "labels" not in self.descriptor.metadata
+        self.descriptor = descriptor_from_path(path, ModelType.ONNX, data_type="iris", name="iris-lr", version=version)
+        assert not self.descriptor.metadata
 
     def message(self) -> bytes:
         """The descriptor stamped now: records with a later event time are this model's."""
