@@ -83,7 +83,9 @@ def stats_topic_policy(settings) -> str:
 
 def test_after_a_swap_the_stats_service_shows_the_new_model(kafka_settings, tmp_path, wine_data):
     server = ServerThread(StatsService(kafka_settings, metadata_interval=0.5)).start()
-    job = LocalJob(kafka_settings, "keyed", tmp_path, parallelism=1, rest_port=free_port())
+    job = LocalJob(
+        kafka_settings, "keyed", tmp_path, parallelism=1, rest_port=free_port(), job_args=("--stats-every-seconds", "1")
+    )  # the last stats soon after the last record
     try:
         send(kafka_settings, kafka_settings.topics.models, [model("linear", "A", now_ms())], key=b"wine")
         assert wait_for_event(kafka_settings, "A").kind == ModelEvent.ACCEPTED
@@ -106,7 +108,7 @@ def test_after_a_swap_the_stats_service_shows_the_new_model(kafka_settings, tmp_
         per_version = collections.Counter(r.model_version for r in got)
         assert set(per_version) == {"A", "B"}
 
-        # The job sends the last stats once they are due by time (stats_every_seconds), with no more data.
+        # The job sends the last stats once they are due by time (stats_every_seconds, 1 s here), with no more data.
         def shows_b() -> bool:
             status, body = get(f"{server.url}/state/wine")
             current = body.get("model") if status == 200 else None
