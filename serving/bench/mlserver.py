@@ -10,8 +10,6 @@ import contextlib
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,28 +17,7 @@ from serving.bench.configs import BenchError
 from serving.bench.sklearn_model import SIDE_VENV, require_side_venv
 from serving.ops.broker import free_port
 from serving.ops.jobprocess import ProcessGroup
-
-
-def server_settings(repository: Path, http_port: int, grpc_port: int, metrics_port: int) -> dict[str, object]:
-    """MLServer's ``settings.json``: loopback only, inference in the server process (one process to stop)."""
-    return {
-        "host": "127.0.0.1",
-        "http_port": http_port,
-        "grpc_port": grpc_port,
-        "metrics_port": metrics_port,
-        "parallel_workers": 0,
-        "debug": False,
-        "metrics_dir": str(repository / ".metrics"),
-        "environments_dir": str(repository / ".envs"),
-    }
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            return reply.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+from serving.ops.mlserver import server_settings, serves_every_model
 
 
 @contextlib.contextmanager
@@ -59,11 +36,10 @@ def running_mlserver(repository: Path, venv: Path = SIDE_VENV, timeout_s: float 
     (repository / "settings.json").write_text(json.dumps(settings))
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     url = f"http://127.0.0.1:{http_port}"
-    models = [p.parent.name for p in repository.glob("*/model-settings.json")]
     server = ProcessGroup([str(bin_dir / "mlserver"), "start", str(repository)], env, repository / "mlserver.log")
     try:
         deadline = time.monotonic() + timeout_s
-        while not (_ready(f"{url}/v2/health/ready") and all(_ready(f"{url}/v2/models/{m}/ready") for m in models)):
+        while not serves_every_model(url, repository):
             code = server.exited()
             if code is not None:
                 raise BenchError(f"mlserver exited with code {code}: {server.tail(1)[:300]}")

@@ -15,8 +15,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import pytest
 
 from serving.core.model import ModelDescriptor
 from serving.ops.broker import free_port
+from serving.ops.mlserver import server_settings, serves_every_model
 from serving.ops.processes import die_with_parent
 from serving.records.schema import DataTypeSchema
 from tests.support.reference import PROJECT_ROOT
@@ -84,16 +83,7 @@ class MLServerProcess:
             AssertionError: it exited or was not ready within ``timeout`` s (with its log's tail).
         """
         _require_side_venv()
-        settings = {
-            "host": "127.0.0.1",  # loopback only
-            "http_port": self.http_port,
-            "grpc_port": self.grpc_port,
-            "metrics_port": self.metrics_port,
-            "parallel_workers": 0,  # inference in the server process: starts in seconds, one process to kill
-            "debug": False,
-            "metrics_dir": str(self.repository / ".metrics"),
-            "environments_dir": str(self.repository / ".envs"),
-        }
+        settings = server_settings(self.repository, self.http_port, self.grpc_port, self.metrics_port)
         (self.repository / "settings.json").write_text(json.dumps(settings))
         started = time.monotonic()
         with self.log_path.open("ab") as log:
@@ -107,24 +97,16 @@ class MLServerProcess:
                 preexec_fn=die_with_parent,
                 env={**os.environ, "PATH": f"{SIDE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
             )
-        models = [p.parent.name for p in self.repository.glob("*/model-settings.json")]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"mlserver exited with {self.process.returncode}:\n{self.log_tail()}")
-            if self._ready("/v2/health/ready") and all(self._ready(f"/v2/models/{m}/ready") for m in models):
+            if serves_every_model(self.url, self.repository):
                 self.start_seconds = time.monotonic() - started
                 return
             time.sleep(0.2)
         self.stop()
         raise AssertionError(f"mlserver was not ready within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def _ready(self, path: str) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=2) as reply:
-                return reply.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
 
     def kill(self) -> None:
         """SIGKILL the whole process group at once, as a crash would: no graceful shutdown."""
