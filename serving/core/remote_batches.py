@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.remote_batch_pb2 import RemoteBatch, RemoteRecord
 from serving.records.base import Record
 from serving.records.schema import Column
+from serving.records.wire import DataRecord
 from serving.settings import ServingOptions
 
 log = get_logger("remote")
@@ -67,21 +67,9 @@ def remote_outcomes(value: bytes) -> tuple[RemoteOutcome, bytes]:
     return RemoteOutcome(value[:1]), value[1:]
 
 
-@dataclass(slots=True)
-class _Sent:
-    """A record as results and dead letters need it (id, data type, time, bytes)."""
-
-    id: str
-    data_type: str
-    ts: int
-    payload: bytes
-
-    def SerializeToString(self) -> bytes:
-        return self.payload
-
-
-def _records(batch: RemoteBatch) -> list[_Sent]:
-    return [_Sent(r.id, batch.data_type, r.ts, bytes(r.payload)) for r in batch.records]
+def _records(batch: RemoteBatch) -> list[DataRecord]:
+    """The batch's records as results and dead letters need them: id, data type, time and bytes (no values)."""
+    return [DataRecord(r.id, batch.data_type, r.ts, {}, bytes(r.payload)) for r in batch.records]
 
 
 def dead_letters(batch: RemoteBatch, exc: ServingError) -> list[bytes]:
