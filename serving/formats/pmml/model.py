@@ -141,16 +141,13 @@ class PmmlModel(Model):
         """
         if self.function != "classification":
             return
-        row = [
-            values.get(name, "") if declared.get(name) == "string" else 0.0 for name in self._pmml.inputNames
-        ]  # fmt: skip
-        request = json.dumps({"columns": list(self._pmml.inputNames), "data": [row]})
+        row = [values.get(name, "") if declared.get(name) == "string" else 0.0 for name in self.input_names]
         try:
-            response = json.loads(self._pmml.call("predict", request))
+            output = self._pypmml_predict([row])
         except Exception:  # the probe row itself is refused: scoring will tell, row by row
             return
         try:
-            self.interpret(pd.DataFrame(response["data"], columns=response["columns"]))
+            self.interpret(output)
         except UnreliableEvaluatorError:
             self.close()
             raise
@@ -176,11 +173,15 @@ class PmmlModel(Model):
     def _predict(self, inputs: np.ndarray) -> RawPrediction:
         if self._compiled is not None:
             return self._compiled.predict(inputs)
+        return self.interpret(self._pypmml_predict(_plain(inputs)))
+
+    def _pypmml_predict(self, rows: list[list[object]]) -> pd.DataFrame:
+        """The output frame pypmml gives for ``rows`` of plain values in ``input_names`` order."""
         # pypmml's own DataFrame path goes through pandas JSON, which keeps only 10
         # digits of the inputs and parses outputs imprecisely; Python's json is exact.
-        request = json.dumps({"columns": self.input_names, "data": _plain(inputs)})
+        request = json.dumps({"columns": self.input_names, "data": rows})
         response = json.loads(self._pmml.call("predict", request))
-        return self.interpret(pd.DataFrame(response["data"], columns=response["columns"]))
+        return pd.DataFrame(response["data"], columns=response["columns"])
 
     def interpret(self, output: pd.DataFrame) -> RawPrediction:
         """Turn pypmml's output frame into scores by the result rule."""
