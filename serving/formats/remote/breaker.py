@@ -10,11 +10,12 @@ closes the breaker, failure opens it for another ``open_ms``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from serving.clock import now_ms
-from serving.errors import RemoteCircuitOpen, RemoteTimeout, RemoteUnavailable
+from serving.errors import RemoteCircuitOpen, RemoteScoringError, RemoteTimeout, RemoteUnavailable
 
 #: The failures that say the server itself is in trouble (not a bad request).
 SERVER_FAILURES = (RemoteTimeout, RemoteUnavailable)
@@ -54,6 +55,20 @@ class CircuitBreaker:
                 f"model server {self.name} is not called: {self._in_a_row} failures in a row; "
                 f"next try in {max(0, self.open_ms - waited)} ms"
             )
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """One call through the breaker: refused while open; a scoring error counts as its failure, else success.
+
+        A plain ``with`` block, so a blocking call and an awaited one use it alike.
+        """
+        self.before_call()
+        try:
+            yield
+        except RemoteScoringError as exc:
+            self.failed(exc)
+            raise
+        self.succeeded()
 
     def succeeded(self) -> None:
         """A call came back: close the breaker."""

@@ -88,14 +88,8 @@ class OipClient:
             RemoteUnavailable: connection refused or dropped, or 503, twice.
             RemoteScoringError: any other error status, or a reply that is not JSON.
         """
-        self.breaker.before_call()
-        try:
-            body = self._infer(path, request)
-        except RemoteScoringError as exc:
-            self.breaker.failed(exc)
-            raise
-        self.breaker.succeeded()
-        return body
+        with self.breaker.guard():
+            return self._infer(path, request)
 
     def _infer(self, path: str, request: dict[str, Any]) -> dict[str, Any]:
         url = f"{path}/infer"
@@ -116,14 +110,8 @@ class OipClient:
         The asynchronous client is made on first use, in the running loop, and
         belongs to it: call this from one event loop only.
         """
-        self.breaker.before_call()
-        try:
-            body = await self._ainfer(path, request)
-        except RemoteScoringError as exc:
-            self.breaker.failed(exc)
-            raise
-        self.breaker.succeeded()
-        return body
+        with self.breaker.guard():
+            return await self._ainfer(path, request)
 
     async def _ainfer(self, path: str, request: dict[str, Any]) -> dict[str, Any]:
         import asyncio
