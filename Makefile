@@ -60,13 +60,16 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-test: setup browser lint
+# The set-up steps download independently (pip, Maven, apt), so they run side by side.
+test:
+	@$(MAKE) --no-print-directory -j4 setup browser
+	@$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/modelserving demo $(DEMO_ARGS)
 
-lint:
+lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 format:
