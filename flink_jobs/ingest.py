@@ -25,7 +25,7 @@ from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedStream
 from pyflink.java_gateway import get_gateway
 
-from flink_jobs.tags import KEYED_RECORD_ROW, MODEL_ROW
+from flink_jobs.tags import BUNDLE_ROW, BYTES, KEYED_RECORD_ROW, MODEL_ROW
 
 
 def bucket_of(record_id: str, buckets: int) -> str:
@@ -83,6 +83,26 @@ def routed_records(
     routed = DataStream(j_routed).uid("route-records").name("route records")
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(out_of_orderness_ms))
     return jvm_timestamps(routed, (1, 2), strategy).uid("record-watermarks").name("record event time")
+
+
+def bundled(records: DataStream, max_records: int, max_wait_ms: int) -> DataStream:
+    """Routed records (``KEYED_RECORD_ROW``) as bundles (``BUNDLE_ROW``): one element per key and bundle, in the JVM.
+
+    ``RecordBundler`` closes a key's bundle at ``max_records`` records or
+    ``max_wait_ms`` of processing time, before any watermark that would
+    pass one of its records, and before every checkpoint barrier (it keeps
+    no state). A record behind the watermark on arrival is marked ``late``.
+    """
+    bundler = get_gateway().jvm.io.modelserving.flink.RecordBundler(max_records, max_wait_ms)
+    j_bundles = records._j_data_stream.transform("bundle records", BUNDLE_ROW.get_java_type_info(), bundler)
+    return DataStream(j_bundles).uid("bundle-records").name("bundle records")
+
+
+def split_results(batches: DataStream) -> DataStream:
+    """A serving function's ``ResultBatch`` elements as one element per result, split in the JVM (``SplitResults``)."""
+    split = get_gateway().jvm.io.modelserving.flink.SplitResults()
+    j_results = batches._j_data_stream.flatMap(split, BYTES.get_java_type_info())
+    return DataStream(j_results).uid("split-results").name("split results")
 
 
 def routed_models(

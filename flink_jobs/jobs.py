@@ -19,9 +19,9 @@ from flink_jobs.functions.keyed import ModelServingKeyed
 from flink_jobs.functions.partitioned import BROADCAST_STATE, ModelServingPartitioned
 from flink_jobs.functions.passthrough import Passthrough
 from flink_jobs.functions.remote import RemoteScoring, SplitRemoteOutcomes
-from flink_jobs.ingest import keyed_by_first_field, routed_models, routed_records
+from flink_jobs.ingest import bundled, keyed_by_first_field, routed_models, routed_records, split_results
 from flink_jobs.io import JobIO
-from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, RECORD_ROW, REMOTE_REQUESTS, STATS
+from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, REMOTE_REQUESTS, STATS
 from serving.core.remote_batches import worth_retrying
 from serving.settings import JobSettings, ServingOptions
 
@@ -52,18 +52,19 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
     buckets = BUCKETS_PER_INSTANCE * settings.parallelism if settings.job == "partitioned" else 0
     skew = settings.options.max_future_skew_ms
     records = routed_records(io.data_source(env), settings.out_of_orderness_ms, buckets, skew, io.topic_prefix)
+    bundles = bundled(records, settings.boundary_batch_records, settings.boundary_batch_ms)
     models = routed_models(
         io.model_source(env), io.schema_source(env), settings.out_of_orderness_ms, settings.model_idle_ms, skew
     )
     if settings.job == "passthrough":
         served = (
-            records.process(Passthrough(settings.options), output_type=BYTES)
+            bundles.process(Passthrough(settings.options), output_type=BYTES)
             .uid("serve-passthrough")
             .name("Passthrough")
         )
     elif settings.job == "keyed":
         served = (
-            keyed_by_first_field(records, RECORD_ROW)
+            keyed_by_first_field(bundles, BYTES)
             .connect(models.key_by(_DataTypeKey(), key_type=Types.STRING()))
             .process(ModelServingKeyed(settings.options), output_type=BYTES)
             .uid("serve-keyed")
@@ -71,14 +72,14 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
         )
     else:
         served = (
-            keyed_by_first_field(records, RECORD_ROW)
+            keyed_by_first_field(bundles, BYTES)
             .connect(models.broadcast(*BROADCAST_STATE))
             .process(ModelServingPartitioned(settings.options), output_type=BYTES)
             .uid("serve-partitioned")
             .name("ModelServingPartitioned")
         )
     streams = ServingStreams(
-        results=served,
+        results=split_results(served),
         stats=served.get_side_output(STATS),  # the passthrough job never writes it
         dead_letters=served.get_side_output(DEAD_LETTERS),
         model_events=served.get_side_output(MODEL_EVENTS),

@@ -54,6 +54,22 @@ def parser() -> argparse.ArgumentParser:
         help="remote (oip) models: in PyFlink's async operator (default) or inside the serving function",
     )  # fmt: skip
     p.add_argument("--batch-wait-ms", type=int, default=10, metavar="T", help="event-time slot a flush covers")
+    p.add_argument(
+        "--selection",
+        choices=["event-time", "arrival"],
+        default="event-time",
+        help="which model scores a record: the one current at its ts (waits for the watermark), or at arrival",
+    )
+    p.add_argument(
+        "--late-records",
+        choices=["score", "dead-letter"],
+        default="score",
+        help="a record behind the watermark: scored by the model serving then, or dead-lettered as 'late'",
+    )
+    p.add_argument(
+        "--boundary-batch-records", type=int, default=500, help="most records per element sent to Python (500)"
+    )
+    p.add_argument("--boundary-batch-ms", type=int, default=20, help="longest wait for that element to fill (20)")
     p.add_argument("--out-of-orderness-ms", type=int, default=200, help="how late a record may be in event time")
     p.add_argument("--watermark-interval-ms", type=int, default=200, help="how often sources emit watermarks")
     p.add_argument(
@@ -147,6 +163,8 @@ def _job_settings(args: argparse.Namespace, restore: str | None, kafka: KafkaSet
         restart_attempts=args.restart_attempts,
         bundle_time_ms=args.bundle_time_ms,
         bundle_size=args.bundle_size,
+        boundary_batch_records=args.boundary_batch_records,
+        boundary_batch_ms=args.boundary_batch_ms,
         out_of_orderness_ms=args.out_of_orderness_ms,
         watermark_interval_ms=args.watermark_interval_ms,
         model_idle_ms=args.model_idle_ms,
@@ -159,6 +177,8 @@ def _job_settings(args: argparse.Namespace, restore: str | None, kafka: KafkaSet
             trusted_keys=read_public_keys(args.trusted_keys) if args.trusted_keys else (),
             require_signatures=args.require_signatures,
             batch_wait_ms=args.batch_wait_ms,
+            selection=args.selection,
+            late_records=args.late_records,
             early_records=args.early_records,
             idle_flush_ms=args.idle_flush_ms,
             max_held_records=args.max_held_records,

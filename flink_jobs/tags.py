@@ -26,6 +26,9 @@ RECORD_ROW = Types.ROW_NAMED(
 #: A decoded record with its key (data type or hash bucket) in front, as a keyed stream carries it.
 KEYED_RECORD_ROW = Types.ROW([Types.STRING(), RECORD_ROW])
 
+#: A bundle of one key's routed records (``RecordBundler``): the key, and ``RecordBatch`` bytes.
+BUNDLE_ROW = Types.ROW([Types.STRING(), BYTES])
+
 #: A routed model or schema message (``ModelRouting``): key fields, the bytes, and ``kind`` ("model" or "schema").
 MODEL_ROW = Types.ROW_NAMED(
     ["data_type", "created_at", "payload", "kind"], [Types.STRING(), Types.LONG(), BYTES, Types.STRING()]

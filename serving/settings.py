@@ -166,6 +166,15 @@ class ServingOptions(BaseModel, frozen=True):
         trusted_keys: Ed25519 public keys (PEM texts) that may sign models
             (``--trusted-keys DIR``); a signed model must verify against one.
         require_signatures: refuse unsigned models too (see serving.governance.signing).
+        selection: which model scores a record. ``event-time``: the latest
+            model with ``created_at <= ts``, once the watermark has passed
+            both (deterministic; waits for the watermark and
+            ``max_model_delay_ms``). ``arrival``: the model serving when the
+            record's batch reaches the function (the tutorial's rule; latency
+            is the boundary batch wait plus the Python bundle time).
+        late_records: a record already behind the watermark when it arrives:
+            ``score`` it with the model serving then, or send it to the dead
+            letters as ``late``. Never dropped silently.
     """
 
     model_config = HIDE_INPUT
@@ -194,6 +203,8 @@ class ServingOptions(BaseModel, frozen=True):
     remote_async_backoff_ms: int = Field(1_000, ge=1)
     trusted_keys: tuple[str, ...] = ()
     require_signatures: bool = False
+    selection: Literal["event-time", "arrival"] = "event-time"
+    late_records: Literal["score", "dead-letter"] = "score"
 
     @model_validator(mode="after")
     def _signatures_need_keys(self) -> ServingOptions:
@@ -220,6 +231,9 @@ class JobSettings(BaseModel, frozen=True):
         bundle_time_ms: the longest a record waits in a bundle before it crosses to
             or from the Python worker (PyFlink's default is 1,000 ms, which is all latency).
         bundle_size: records per bundle at most.
+        boundary_batch_records: the most records of one key that cross to a Python
+            worker as one element (``RecordBundler``); 1 sends every record alone.
+        boundary_batch_ms: the longest a record waits in the JVM for its batch to fill.
         watermark_interval_ms: how often sources emit watermarks (Flink's default is
             200 ms); a record can be scored only after a watermark passes it.
         python_workers: where a local MiniCluster runs the Python functions:
@@ -248,6 +262,8 @@ class JobSettings(BaseModel, frozen=True):
     restart_attempts: int = Field(0, ge=0)
     bundle_time_ms: int = Field(100, ge=1)
     bundle_size: int = Field(1_000, ge=1)
+    boundary_batch_records: int = Field(500, ge=1)
+    boundary_batch_ms: int = Field(20, ge=1)
     watermark_interval_ms: int = Field(200, ge=1)
     python_workers: Literal["loopback", "process"] = "loopback"
     rest_bind_address: str = "127.0.0.1"

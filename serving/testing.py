@@ -64,11 +64,13 @@ def wine_shaped_schema(data_type: str) -> DataTypeSchema:
     return DataTypeSchema.parse(document)
 
 
-def routed_row(payload: bytes, data_type: str = "", ts: int = -(2**63), *, topic: str = "", offset: int = 0):
+def routed_row(
+    payload: bytes, data_type: str = "", ts: int = -(2**63), *, topic: str = "", offset: int = 0, record_id: str = ""
+):
     """A record as the JVM routing hands it to a serving function (``RECORD_ROW``)."""
     return SimpleNamespace(
         data_type=data_type,
-        id="",
+        id=record_id,
         ts=ts,
         payload=payload,
         topic=topic,
@@ -76,6 +78,26 @@ def routed_row(payload: bytes, data_type: str = "", ts: int = -(2**63), *, topic
         offset=offset,
         kafka_ts=-(2**63),
     )
+
+
+def record_batch(*rows, late: Sequence[bool] = ()) -> bytes:
+    """Routed rows (:func:`routed_row`) as the ``RecordBatch`` bytes the JVM's bundler hands a serving function.
+
+    ``late`` marks, row by row, which were behind the watermark on arrival.
+    """
+    from serving.pb.record_batch_pb2 import BatchedRecord, RecordBatch
+
+    flags = list(late) + [False] * (len(rows) - len(late))
+    fields = ("data_type", "id", "ts", "payload", "topic", "partition", "offset", "kafka_ts")
+    records = [BatchedRecord(late=flag, **{f: getattr(row, f) for f in fields}) for row, flag in zip(rows, flags)]
+    return RecordBatch(records=records).SerializeToString()
+
+
+def results_in(outputs) -> list[bytes]:
+    """The results among a serving function's outputs: the ``ResultBatch`` elements, opened."""
+    from serving.pb.record_batch_pb2 import ResultBatch
+
+    return [r for out in outputs if not isinstance(out, tuple) for r in ResultBatch.FromString(out).results]
 
 
 # --------------------------------------------------------------------------- keyed state

@@ -6,10 +6,11 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 
 from pyflink.datastream import TimeDomain
 
+from flink_jobs.functions.batches import late_letter, records_of
 from flink_jobs.functions.buffer import RecordBuffer
 from flink_jobs.functions.metrics import ServingMetrics
 from flink_jobs.functions.timers import FlushBounds, FlushTimers, slot
-from flink_jobs.tags import DEAD_LETTERS, MODEL_EVENTS, REMOTE_REQUESTS, STATS
+from flink_jobs.tags import DEAD_LETTERS, END_OF_INPUT, MODEL_EVENTS, REMOTE_REQUESTS, STATS
 from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter
 from serving.core.admission import ModelCache
@@ -100,18 +101,21 @@ def score_buffer(
     registry: SchemaRegistry,
     metrics: ServingMetrics | None = None,
     scored_times: ScoredTimes | None = None,
+    arrived: Sequence[Entry] = (),
 ) -> Iterator:
-    """Score the due records of ``buffer``; yield results and side outputs; keep the rest.
+    """Score the due records of ``buffer`` and ``arrived``; yield results and side outputs; keep the rest.
 
     Only due records are decoded, with their data type's schema in
-    ``registry``; the entries that wait stay as they are. ``scored_times``
-    (when given) learns the event times of what was scored.
+    ``registry``; the entries that wait stay as they are. ``arrived`` are
+    entries that never went into the buffer (``arrival`` selection): they
+    are due now, and only those held for a model are buffered.
+    ``scored_times`` (when given) learns the event times of what was scored.
     """
-    due_entries = buffer.take_due(bounds.records_up_to)
-    if not due_entries:
+    due_entries = buffer.take_due(bounds.records_up_to if bounds.due_up_to is None else bounds.due_up_to)
+    if not due_entries and not arrived:
         return
     due, letters, waiting = decode_entries(
-        [decode_entry(e) for e in due_entries], registry, options, bounds.records_up_to
+        [*(decode_entry(e) for e in due_entries), *arrived], registry, options, bounds.records_up_to
     )
     for letter in letters:
         yield DEAD_LETTERS, letter.SerializeToString()
@@ -160,8 +164,10 @@ def score_buffer(
     buffer.expire_at = min(held_until) if held_until and options.max_hold_ms else None
 
 
-def report_stats(ctx, tracker: StatsTracker, options: ServingOptions, end_of_input: bool) -> Iterator:
-    """The stats due when a timer ends: all of them at the end of input, those due by time otherwise.
+def report_stats(
+    ctx, tracker: StatsTracker, options: ServingOptions, end_of_input: bool, on_processing_timer: bool
+) -> Iterator:
+    """The stats due when a call ends: all of them at the end of input, those due by time otherwise.
 
     Stats are due by time (``stats_every_seconds``) only on a processing-time
     timer. When records were scored but their stats not yet emitted, and
@@ -171,7 +177,7 @@ def report_stats(ctx, tracker: StatsTracker, options: ServingOptions, end_of_inp
     """
     if end_of_input:
         messages = tracker.emit_all()
-    elif ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+    elif on_processing_timer:
         messages = tracker.emit_due()
     else:
         messages = []
@@ -246,14 +252,58 @@ class ServingFunctionBase:
     def sync_schemas(self, ctx) -> None:
         """Bring :attr:`registry` up to date with the schemas in state (subclasses)."""
 
-    def take_record(self, value, ctx) -> Iterator:
-        """A data record: check it, then buffer it until the watermark passes it (or dead-letter it)."""
+    def take_batch(self, batch: bytes, ctx) -> Generator[tuple, None, list[Entry]]:
+        """A ``RecordBatch``: each record checked, or dead-lettered (late ones, as the setting says).
+
+        In ``event-time`` selection a record is buffered until the watermark
+        passes it (its timer is asked for here) and nothing is returned; in
+        ``arrival`` selection the checked entries are returned, for the
+        caller to score at once (:meth:`arrival_flush`).
+        """
         self.metrics.capture_scope()
         self.sync_schemas(ctx)
-        entry = yield from take_in(value, self.registry, self.metrics, self.options)
-        if entry is not None:
-            self.buffer.add(encode_entry(entry))
-            self.timers.request(ctx, entry.ts)
+        options = self.options
+        by_event_time = options.selection == "event-time"
+        late_letters = options.late_records == "dead-letter"
+        arrived: list[Entry] = []
+        for record in records_of(batch):
+            if record.late and late_letters:
+                self.metrics.dead_lettered()
+                yield DEAD_LETTERS, late_letter(record, where_of(record), options).SerializeToString()
+                continue
+            entry = yield from take_in(record, self.registry, self.metrics, options)
+            if entry is None:
+                continue
+            if by_event_time:
+                self.buffer.add(encode_entry(entry))
+                self.timers.request(ctx, entry.ts)
+            else:
+                arrived.append(entry)
+        return arrived
+
+    def arrival_flush(
+        self,
+        ctx,
+        timelines: Mapping[str, Sequence[tuple[int, Model]]],
+        tracker: StatsTracker,
+        arrived: Sequence[Entry] = (),
+    ):
+        """``arrival`` selection: score ``arrived`` and all that is buffered with ``timelines`` (what serves now).
+
+        Records of a data type without a model stay held (``early_records``);
+        their hold expires by the watermark as in ``event-time`` selection,
+        and their timers keep them from waiting on a quiet stream.
+        """
+        watermark = ctx.timer_service().current_watermark()
+        bounds = FlushBounds(watermark - self.options.max_model_delay_ms, END_OF_INPUT, False, END_OF_INPUT - 1)
+        yield from score_buffer(
+            self.buffer, bounds, timelines, tracker, self.options, self.registry, self.metrics, arrived=arrived
+        )
+        if self.buffer.waiting:
+            self.timers.request(ctx, max(watermark, 0))
+        if self.buffer.expire_at is not None:
+            self.timers.request_at(ctx, self.buffer.expire_at + self.options.max_model_delay_ms)
+        yield from self.finish_call(ctx, tracker, bounds, on_processing_timer=False)
 
     def schema_arrived(
         self, value, current: DataTypeSchema | None, models: Sequence[Model], report: bool = True
@@ -324,6 +374,12 @@ class ServingFunctionBase:
 
     def finish_timer(self, ctx, tracker: StatsTracker, bounds: FlushBounds | None) -> Iterator:
         """Stats due at the end of a timer call; then the tracker goes back to state."""
-        yield from report_stats(ctx, tracker, self.options, bounds is not None and bounds.end_of_input)
+        on_processing_timer = ctx.time_domain() == TimeDomain.PROCESSING_TIME
+        yield from self.finish_call(ctx, tracker, bounds, on_processing_timer)
+
+    def finish_call(self, ctx, tracker: StatsTracker, bounds: FlushBounds | None, on_processing_timer: bool):
+        """Stats due at the end of a call (by time only on a processing-time timer); the tracker back to state."""
+        end_of_input = bounds is not None and bounds.end_of_input
+        yield from report_stats(ctx, tracker, self.options, end_of_input, on_processing_timer)
         self.metrics.swapped(tracker.starts)
         self.stats.update(tracker.saved())

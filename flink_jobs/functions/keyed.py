@@ -27,6 +27,7 @@ from pyflink.datastream.functions import KeyedCoProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.functions.base import ServingFunctionBase, awaiting_event
+from flink_jobs.functions.batches import results_batched
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
 from serving.core.model import Model
 from serving.formats import parse_descriptor
@@ -93,11 +94,28 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
         self._synced.add(key)
 
     def process_element1(self, value, ctx):
-        """A data record: check it, then buffer it until the watermark passes it."""
-        yield from self.take_record(value, ctx)
+        """A batch of records (``RecordBatch`` bytes): checked, then buffered until the watermark passes them.
+
+        In ``arrival`` selection they are scored at once by the serving model.
+        Results leave as one ``ResultBatch``.
+        """
+        return results_batched(self._records(value, ctx))
+
+    def _records(self, value, ctx):
+        arrived = yield from self.take_batch(value, ctx)
+        if self.options.selection == "arrival":
+            tracker = self.tracker(f"key:{ctx.get_current_key()}")
+            yield from self.arrival_flush(ctx, self._serving_timeline(ctx), tracker, arrived)
+
+    def _serving_timeline(self, ctx) -> dict:
+        current = self._current_model()
+        return {ctx.get_current_key(): [(-(2**63), current)]} if current is not None else {}
 
     def process_element2(self, value, ctx):
         """A model (admitted now; it serves from its ``created_at`` on) or a schema of this data type."""
+        return results_batched(self._model_or_schema(value, ctx))
+
+    def _model_or_schema(self, value, ctx):
         self.metrics.capture_scope()
         self.sync_schemas(ctx)
         data_type = ctx.get_current_key()
@@ -135,17 +153,43 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
         if admission.dead_letter is not None:
             self.metrics.dead_lettered()
             yield DEAD_LETTERS, admission.dead_letter.SerializeToString()
-        if admission.accepted:
-            self.pending.add(admission.model.to_bytes())
-            self.timers.request(ctx, admission.model.descriptor.created_at)
+        if not admission.accepted:
+            return
+        if self.options.selection == "arrival":
+            yield from self._serve_now(admission.model, current, ctx)
+            return
+        self.pending.add(admission.model.to_bytes())
+        self.timers.request(ctx, admission.model.descriptor.created_at)
+
+    def _serve_now(self, model: Model, current: Model | None, ctx):
+        """``arrival`` selection: an accepted model serves from now on, unless it is older than the serving one."""
+        data_type = ctx.get_current_key()
+        if current is not None and _created_at(model) <= _created_at(current):
+            log.warning(
+                "model older than the serving one: not served",
+                extra={"data_type": data_type, "model": model.name, "version": model.version},
+            )
+            return
+        tracker = self.tracker(f"key:{data_type}")
+        log.info("model swapped in", extra={"data_type": data_type, "model": model.name, "version": model.version})
+        for message in tracker.started(model, _created_at(model)):
+            yield STATS, message.SerializeToString()
+        self.current.update(model.to_bytes())
+        self.cache.retain([model])
+        yield from self.arrival_flush(ctx, {data_type: [(-(2**63), model)]}, tracker)  # records held for a model
 
     def on_timer(self, timestamp: int, ctx):
-        """Apply due models and score due records, in event-time order."""
+        """Apply due models and score due records, in event-time order (``arrival``: with the serving model)."""
+        return results_batched(self._timer(timestamp, ctx))
+
+    def _timer(self, timestamp: int, ctx):
         self.sync_schemas(ctx)
         data_type = ctx.get_current_key()
         bounds = self.timers.fired(ctx, timestamp)
         tracker = self.tracker(f"key:{data_type}")
-        if bounds is not None:
+        if bounds is not None and self.options.selection == "arrival":
+            yield from self.flush(ctx, bounds, self._serving_timeline(ctx), {}, tracker)
+        elif bounds is not None:
             current = self._current_model()
             pending = sorted(self._pending_models(), key=_created_at)
             due = [m for m in pending if _created_at(m) <= bounds.models_up_to]

@@ -27,6 +27,7 @@ from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeC
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.functions.base import ServingFunctionBase, awaiting_event
+from flink_jobs.functions.batches import results_batched
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS
 from serving.core.model import Model
 from serving.logs import get_logger
@@ -74,6 +75,7 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
         """Bind state, build the model cache and register the metrics."""
         self.bind(runtime_context, RECORD_BUFFER, BUFFER_SCORED, MODEL_STATS, SCORED_TIMES)
         self.reports = runtime_context.get_index_of_this_subtask() == 0
+        self._built: dict[tuple[str, object], Model] = {}  # (state key, schema version) -> the model, not state
         self._schemas_loaded = False
 
     def sync_schemas(self, ctx) -> None:
@@ -84,8 +86,23 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
             self._schemas_loaded = True
 
     def process_element(self, value, ctx):
-        """A data record: validate it, then buffer it until the watermark passes it."""
-        yield from self.take_record(value, ctx)
+        """A batch of records (``RecordBatch`` bytes): checked, then buffered until the watermark passes them.
+
+        In ``arrival`` selection they are scored at once by the newest model
+        of their data type. Results leave as one ``ResultBatch``.
+        """
+        return results_batched(self._records(value, ctx))
+
+    def _records(self, value, ctx):
+        arrived = yield from self.take_batch(value, ctx)
+        if self.options.selection == "arrival":
+            timelines = self._serving_timelines(ctx.get_broadcast_state(MODELS))
+            yield from self.arrival_flush(ctx, timelines, self.tracker(f"bucket:{ctx.get_current_key()}"), arrived)
+
+    def _serving_timelines(self, models) -> dict:
+        """``arrival`` selection: per data type, the newest model serves every record from now on."""
+        newest = {dt: self._timeline(models, dt)[-1:] for dt in self._data_types(models)}
+        return {dt: [(-(2**63), timeline[0][1])] for dt, timeline in newest.items() if timeline}
 
     def process_broadcast_element(self, value, ctx):
         """A model (admitted on this instance, kept in broadcast state) or a data type's schema."""
@@ -139,6 +156,7 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
         keys = sorted(k for k in models.keys() if k.startswith(model.data_type + SEP))  # noqa: SIM118 - state, not dict
         for old in keys[:-KEEP_VERSIONS]:
             models.remove(old)
+        self._built.clear()  # the cache may close models it no longer keeps
         self.cache.retain(m for dt in self._data_types(models) for _, m in self._timeline(models, dt))
         if self.reports:
             log.info(
@@ -146,11 +164,16 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
             )
 
     def on_timer(self, timestamp: int, ctx):
-        """Score due records with the model current at each record's time."""
+        """Score due records with the model current at each record's time (``arrival``: the newest)."""
+        return results_batched(self._timer(timestamp, ctx))
+
+    def _timer(self, timestamp: int, ctx):
         self.sync_schemas(ctx)
         bounds = self.timers.fired(ctx, timestamp)
         tracker = self.tracker(f"bucket:{ctx.get_current_key()}")
-        if bounds is not None:
+        if bounds is not None and self.options.selection == "arrival":
+            yield from self.flush(ctx, bounds, self._serving_timelines(ctx.get_broadcast_state(MODELS)), {}, tracker)
+        elif bounds is not None:
             models = ctx.get_broadcast_state(MODELS)
             timelines = {
                 dt: [(t, m) for t, m in self._timeline(models, dt) if t <= bounds.models_up_to]
@@ -160,10 +183,21 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
         yield from self.finish_timer(ctx, tracker, bounds)
 
     def _timeline(self, models, data_type: str) -> list[tuple[int, Model]]:
-        entries = sorted((k, v) for k, v in models.items() if k.startswith(data_type + SEP))
+        """The data type's models in broadcast state, oldest first, each built once per schema version.
+
+        Timers ask for it per key and slot: the state keys name the model,
+        so the model bytes are read and parsed only for a key not seen yet.
+        """
         schema = self.registry.get(data_type) or legacy_schema(data_type)
-        built = [self.cache.restored(bytes(v), schema) for _, v in entries]
-        return [(m.descriptor.created_at, m) for m in built]
+        keys = sorted(k for k in models.keys() if k.startswith(data_type + SEP))  # noqa: SIM118 - state, not dict
+        timeline = []
+        for key in keys:
+            model = self._built.get((key, schema.version))
+            if model is None:
+                model = self.cache.restored(bytes(models.get(key)), schema)
+                self._built[(key, schema.version)] = model
+            timeline.append((model.descriptor.created_at, model))
+        return timeline
 
     @staticmethod
     def _data_types(models) -> set[str]:

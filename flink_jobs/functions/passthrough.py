@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
 from flink_jobs.functions.base import startup_registry, validated
+from flink_jobs.functions.batches import records_of, results_batched
 from flink_jobs.functions.metrics import ServingMetrics
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.settings import PASSTHROUGH_MODEL, ServingOptions
@@ -28,10 +29,14 @@ class Passthrough(ProcessFunction):
         self.registry = startup_registry(self.options)
 
     def process_element(self, value, ctx):
-        """Emit the result for one routed record (``KEYED_RECORD_ROW``), or its dead letter."""
-        record = yield from validated(value[1], self.registry, self.metrics, self.options)
-        if record is not None:
-            result = ServingResult(
-                model_name=PASSTHROUGH_MODEL, data_type=record.data_type, record_id=record.id, record_ts=record.ts
-            )
-            yield result.SerializeToString()
+        """One ``ResultBatch`` for a bundle (``Row(key, RecordBatch bytes)``), and a dead letter per bad record."""
+        return results_batched(self._results(value[1]))
+
+    def _results(self, batch: bytes):
+        for routed in records_of(batch):
+            record = yield from validated(routed, self.registry, self.metrics, self.options)
+            if record is not None:
+                result = ServingResult(
+                    model_name=PASSTHROUGH_MODEL, data_type=record.data_type, record_id=record.id, record_ts=record.ts
+                )
+                yield result.SerializeToString()

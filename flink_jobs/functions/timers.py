@@ -17,11 +17,17 @@ def slot(ts: int, granularity_ms: int) -> int:
 
 
 class FlushBounds(NamedTuple):
-    """What a firing timer flushes: records with ``ts <= records_up_to``, models with ``created_at <= models_up_to``."""
+    """What a flush covers: records with ``ts <= records_up_to``, models with ``created_at <= models_up_to``.
+
+    ``due_up_to``, when set, widens which records are due (``arrival``
+    selection: all of them) while ``records_up_to`` stays the event-time
+    clock that held records expire by.
+    """
 
     records_up_to: int
     models_up_to: int
     end_of_input: bool
+    due_up_to: int | None = None
 
 
 class FlushTimers:

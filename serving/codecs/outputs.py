@@ -27,6 +27,8 @@ def results_for(model: Model, records: list[WineRecord], scores: BatchScores) ->
         for o in getattr(scores, "outcomes", ())
     ]
     results = []
+    values = scores.scores.tolist() if hasattr(scores.scores, "tolist") else [float(v) for v in scores.scores]
+    probabilities = scores.probabilities.tolist() if scores.probabilities is not None else None
     for i, record in enumerate(records):
         result = ServingResult(
             model_name=model.name,
@@ -34,12 +36,12 @@ def results_for(model: Model, records: list[WineRecord], scores: BatchScores) ->
             data_type=record.data_type,
             record_id=record.id,
             record_ts=record.ts,
-            score=float(scores.scores[i]),
+            score=values[i],
             duration_ns=share,
             served_version=served_version,
         )
-        if scores.probabilities is not None:
-            result.probabilities.extend(float(p) for p in scores.probabilities[i])
+        if probabilities is not None:
+            result.probabilities.extend(probabilities[i])
         if scores.labels:  # also without probabilities: a label-only classifier's score is an index into them
             result.labels.extend(scores.labels)
         if decided_by:

@@ -1,5 +1,9 @@
 """Both jobs in a MiniCluster at parallelism 1 and 2: swap, bad model, bad data, two data types, stats.
 
+Records cross to Python in batches built by the JVM (up to 500 per key), so
+every property below holds on the batched path; one test compares each
+result with its record scored alone by the model's own framework.
+
 One scenario per (job, parallelism) carries all of these at once, and each
 test asserts one property of its outputs:
 
@@ -13,15 +17,20 @@ from __future__ import annotations
 
 import collections
 import itertools
+import re
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from serving.pb.wine_record_pb2 import WineRecord
+from serving.records import wine as wine_type
 from serving.testing import T0
 from serving.testing import corrupt_model_message as corrupt_model
 from serving.testing import model_message as model
 from serving.testing import wine_records as records
 from tests.support.flink import run_bounded
+from tests.support.reference import PMML_LINEAR, TF_GRAPH
 
 pytestmark = pytest.mark.flink
 
@@ -114,3 +123,34 @@ def test_stats_usage_matches_results_and_min_mean_max_are_ordered(scenario):
             assert s["min_duration_ns"] <= s["mean_duration_ns"] <= s["max_duration_ns"]
     scored = collections.Counter(r["model_version"] for r in outputs.results)
     assert usage == scored
+
+
+def _tf_alone(features: np.ndarray) -> list[np.ndarray]:
+    """The TF graph's class probabilities for each row scored on its own: one session run per record."""
+    graph_def = tf.compat.v1.GraphDef.FromString(TF_GRAPH.read_bytes())
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=graph) as session:
+            return [
+                session.run("dense_3/Sigmoid:0", {"dense_1_input:0": row[None, :].astype(np.float32)})[0]
+                for row in features
+            ]
+
+
+def _plain(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def test_each_batched_result_equals_its_record_scored_alone_by_the_framework(scenario, jpmml):
+    outputs, wine_data = scenario
+    wine = {int(r["record_id"]): r for r in by_type(outputs.results, "wine")}
+    tf_ids = sorted(i for i, r in wine.items() if r["model_version"] == "B")
+    for i, expected in zip(tf_ids, _tf_alone(wine_data.features[tf_ids])):
+        np.testing.assert_allclose(wine[i]["probabilities"], expected, atol=1e-6, rtol=0)
+        assert wine[i]["score"] == int(np.argmax(expected))
+    linear_ids = sorted(i for i, r in wine.items() if r["model_version"] == "A")
+    column = {_plain(n): c for c, n in enumerate(wine_type.FEATURE_NAMES)}
+    inputs = {name: column[_plain(name)] for name in jpmml.describe(PMML_LINEAR).inputs}
+    rows = [{name: float(wine_data.features[i][c]) for name, c in inputs.items()} for i in linear_ids]
+    expected = jpmml.answers(PMML_LINEAR, rows).predicted
+    np.testing.assert_allclose([wine[i]["score"] for i in linear_ids], expected, atol=1e-9, rtol=1e-9)

@@ -31,6 +31,8 @@ from serving.testing import (
     FakeMetricGroup,
     FakeRuntimeContext,
     FakeValueState,
+    record_batch,
+    results_in,
     routed_row,
     wine_shaped_schema,
 )
@@ -68,12 +70,12 @@ def test_records_are_validated_on_arrival_and_bad_ones_counted_as_dead_letters(w
     arrive = serving.process_element1 if function is ModelServingKeyed else serving.process_element
     ctx = FakeContext("wine")
     garbage = b"\xff not a record"
-    outputs = list(arrive(routed_row(garbage), ctx))
+    outputs = list(arrive(record_batch(routed_row(garbage)), ctx))
     assert [tag for tag, _ in outputs] == [DEAD_LETTERS]
     assert DeadLetter.FromString(outputs[0][1]).payload == garbage
     assert context.metrics.registry[f"{METRIC_GROUP}.dead_letters"].count == 1
     good = encode_record("1", wine_data.features[0], ts=5)
-    assert list(arrive(routed_row(good, "wine", 5), ctx)) == []
+    assert list(arrive(record_batch(routed_row(good, "wine", 5)), ctx)) == []
     [entry] = [decode_entry(e) for e in serving.buffer.entries_state.get()]
     assert (entry.payload, entry.ts, entry.checked) == (good, 5, True)
     assert ctx.timers.event  # asked to be flushed
@@ -133,7 +135,7 @@ def test_unreported_stats_set_a_timer_and_leave_on_the_processing_time_timer():
     tracker.scored(model, 5, 5_000)
     assert tracker.unreported
     ctx = FakeContext(domain=TimeDomain.EVENT_TIME)
-    assert list(report_stats(ctx, tracker, options, False)) == []
+    assert list(report_stats(ctx, tracker, options, False, False)) == []
     assert len(ctx.timers.processing) == 1
     assert ctx.timers.processing[0] >= int(time.time() * 1000) + 9_000
 
@@ -143,7 +145,7 @@ def test_unreported_stats_set_a_timer_and_leave_on_the_processing_time_timer():
         entry.emitted_at -= 11_000
     later = StatsTracker("key:wine", 1000, 10.0, state.SerializeToString())
     fired = FakeContext(domain=TimeDomain.PROCESSING_TIME)
-    out = list(report_stats(fired, later, options, False))
+    out = list(report_stats(fired, later, options, False, True))
     assert [tag for tag, _ in out] == [STATS]
     assert ModelStats.FromString(out[0][1]).usage == 5
     assert fired.timers.processing == []
@@ -155,7 +157,7 @@ def test_no_stats_timer_without_processing_time_timers():
     tracker.started(model, 1)
     tracker.scored(model, 5, 5_000)
     ctx = FakeContext(domain=TimeDomain.EVENT_TIME)
-    list(report_stats(ctx, tracker, ServingOptions(idle_flush_ms=0), False))
+    list(report_stats(ctx, tracker, ServingOptions(idle_flush_ms=0), False, False))
     assert ctx.timers.processing == []  # bounded jobs stay deterministic: stats leave at the end of input
 
 
@@ -168,11 +170,11 @@ def test_the_passthrough_validates_like_the_serving_jobs_and_counts_dead_letters
     context = FakeRuntimeContext()
     passthrough.open(context)
     garbage = b"\xff not a record"
-    outputs = list(passthrough.process_element(("", routed_row(garbage)), None))
+    outputs = list(passthrough.process_element(("", record_batch(routed_row(garbage))), None))
     assert [tag for tag, _ in outputs] == [DEAD_LETTERS]
     assert DeadLetter.FromString(outputs[0][1]).payload == garbage
     assert context.metrics.registry[f"{METRIC_GROUP}.dead_letters"].count == 1
     good = encode_record("7", wine_data.features[0], ts=5)
-    [result] = passthrough.process_element(("wine", routed_row(good, "wine", 5)), None)
+    [result] = results_in(passthrough.process_element(("wine", record_batch(routed_row(good, "wine", 5))), None))
     assert ServingResult.FromString(result).record_id == "7"
     assert ServingResult.FromString(result).model_name == PASSTHROUGH_MODEL

@@ -28,7 +28,7 @@ final class WireScan {
         int[] pos = {0};
         try {
             while (pos[0] < payload.length) {
-                long tag = varint(payload, pos);
+                long tag = readVarint(payload, pos);
                 long field = tag >>> 3;
                 int wireType = (int) (tag & 7);
                 if (field == 0) {
@@ -37,7 +37,7 @@ final class WireScan {
                 boolean keep = field <= maxField;
                 switch (wireType) {
                     case 0: {
-                        long value = varint(payload, pos);
+                        long value = readVarint(payload, pos);
                         if (keep) {
                             scan.varints[(int) field] = value;
                             scan.present[(int) field] = true;
@@ -48,7 +48,7 @@ final class WireScan {
                         skip(payload, pos, 8);
                         break;
                     case 2: {
-                        long length = varint(payload, pos);
+                        long length = readVarint(payload, pos);
                         if (length < 0 || length > payload.length - pos[0]) {
                             throw new IllegalArgumentException("truncated");
                         }
@@ -94,7 +94,7 @@ final class WireScan {
         pos[0] += bytes;
     }
 
-    private static long varint(byte[] payload, int[] pos) {
+    static long readVarint(byte[] payload, int[] pos) {
         long value = 0;
         int shift = 0;
         while (true) {
