@@ -14,7 +14,7 @@ from flink_jobs.tags import DEAD_LETTERS, END_OF_INPUT, MODEL_EVENTS, REMOTE_REQ
 from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter
 from serving.core.admission import ModelCache
-from serving.core.entries import Entry, decode_entry, encode_entry
+from serving.core.entries import Entry, decode_entry, encode_entry, encode_group
 from serving.core.lateness import ScoredTimes
 from serving.core.model import Model
 from serving.core.schemas import admit_schema
@@ -272,14 +272,16 @@ class ServingFunctionBase:
                 yield DEAD_LETTERS, late_letter(record, where_of(record), options).SerializeToString()
                 continue
             entry = yield from take_in(record, self.registry, self.metrics, options)
-            if entry is None:
-                continue
-            if by_event_time:
-                self.buffer.add(encode_entry(entry))
-                self.timers.request(ctx, entry.ts)
-            else:
+            if entry is not None:
                 arrived.append(entry)
-        return arrived
+        if not by_event_time or not arrived:
+            return arrived
+        # One list element per batch: a flush then reads a few elements, not every waiting record.
+        self.buffer.add(encode_group([encode_entry(e) for e in arrived]))
+        times = [e.ts for e in arrived]
+        self.timers.request(ctx, min(times))
+        self.timers.request(ctx, max(times))
+        return []
 
     def arrival_flush(
         self,

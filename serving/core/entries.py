@@ -12,6 +12,14 @@ A checked ``WineRecord`` with its own id needs none of that header, and the
 wine path is the hot one: it keeps the short format of issue 8, ``0x00 | ts
 (8) | WineRecord bytes``. Bare ``WineRecord`` bytes (before issue 8) are
 still read.
+
+A batch of records that crossed from the JVM together is kept as ONE list
+element, a group (issue 16), so a flush reads a few elements rather than
+every waiting record::
+
+    0x02 | min ts (8) | max ts (8) | count (4) | (len (4) + entry) * count
+
+(0x02 is no protobuf tag, so a group is never mistaken for bare WineRecord bytes.)
 """
 
 from __future__ import annotations
@@ -22,8 +30,10 @@ from dataclasses import dataclass
 from serving.pb.wine_record_pb2 import WineRecord
 from serving.records.wire import NOWHERE, Coordinates
 
-_V1, _V2 = b"\x00", b"\x01"
+_V1, _V2, _GROUP = b"\x00", b"\x01", b"\x02"
 _HEAD = struct.Struct(">qqiq?")
+_GROUP_HEAD = struct.Struct(">qqI")
+_LENGTH = struct.Struct(">I")
 _NO_TIME = -(2**63)
 
 
@@ -69,7 +79,7 @@ def _names(data_type: str, topic: str) -> bytes:
 
 def entry_ts(raw: bytes) -> int:
     """The event time of a kept entry, read without decoding the record (old formats: parsed)."""
-    if raw[:1] in (_V1, _V2):
+    if raw[:1] in (_V1, _V2, _GROUP):  # a group: its earliest
         return int.from_bytes(raw[1:9], "big", signed=True)
     return WineRecord.FromString(bytes(raw)).ts
 
@@ -91,3 +101,38 @@ def decode_entry(raw: bytes) -> Entry:
     payload = raw[9:] if raw[:1] == _V1 else raw
     record = WineRecord.FromString(payload)
     return Entry(record.ts, record.data_type, NOWHERE, payload, True, record)  # checked on arrival
+
+
+def encode_group(entries: list[bytes]) -> bytes:
+    """Several kept entries as one group element (their order kept); one entry stays as it is."""
+    if len(entries) == 1:
+        return entries[0]
+    times = [entry_ts(e) for e in entries]
+    parts = [_GROUP, _GROUP_HEAD.pack(min(times), max(times), len(entries))]
+    for entry in entries:
+        parts += (_LENGTH.pack(len(entry)), entry)
+    return b"".join(parts)
+
+
+def is_group(raw: bytes) -> bool:
+    """Whether a kept element is a group of entries (:func:`encode_group`)."""
+    return raw[:1] == _GROUP
+
+
+def group_bounds(raw: bytes) -> tuple[int, int]:
+    """The earliest and the latest event time in a group, read from its header."""
+    low, high, _ = _GROUP_HEAD.unpack_from(raw, 1)
+    return low, high
+
+
+def group_entries(raw: bytes) -> list[bytes]:
+    """The entries of a group, in order."""
+    raw = bytes(raw)
+    _, _, count = _GROUP_HEAD.unpack_from(raw, 1)
+    at = 1 + _GROUP_HEAD.size
+    entries = []
+    for _ in range(count):
+        (size,) = _LENGTH.unpack_from(raw, at)
+        entries.append(raw[at + 4 : at + 4 + size])
+        at += 4 + size
+    return entries

@@ -9,7 +9,7 @@ import pytest
 from flink_jobs.functions.keyed import ModelServingKeyed
 from flink_jobs.functions.partitioned import ModelServingPartitioned
 from flink_jobs.tags import DEAD_LETTERS
-from serving.core.entries import decode_entry
+from serving.core.entries import decode_entry, group_entries, is_group
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records.wine import encode_record
@@ -55,7 +55,8 @@ def wine_batch(wine_data, ids_and_times, late=()) -> bytes:
 
 
 def buffered(serving) -> list:
-    return [decode_entry(e) for e in serving.buffer.entries_state.get() or []]
+    elements = serving.buffer.entries_state.get() or []
+    return [decode_entry(e) for raw in elements for e in (group_entries(raw) if is_group(raw) else [raw])]
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -119,3 +120,11 @@ def test_arrival_selection_holds_records_until_the_first_model_and_scores_them_w
     results = [ServingResult.FromString(r) for r in results_in(outputs)]
     assert [(r.record_id, r.model_version) for r in results] == [("a", "1"), ("b", "1")]
     assert buffered(serving) == []
+
+
+def test_event_time_keeps_a_batch_as_one_buffer_element(wine_data):
+    serving = opened(ModelServingKeyed)
+    ctx = FakeContext("wine", watermark=T0)
+    arrive(serving, wine_batch(wine_data, [(f"r{i}", T0 + 1 + i) for i in range(50)]), ctx)
+    [element] = serving.buffer.entries_state.get()
+    assert is_group(element) and len(group_entries(element)) == 50

@@ -11,6 +11,7 @@ from flink_jobs.tags import END_OF_INPUT
 from serving.core.entries import Entry, decode_entry, encode_entry, entry_ts
 from serving.core.model import BatchScores
 from serving.core.scoring import score_due
+from serving.pb.wine_record_pb2 import WineRecord
 from serving.records import bundled_schemas
 from serving.records.wine import decode_record, encode_record
 from serving.records.wire import Coordinates
@@ -181,3 +182,35 @@ def test_a_long_scored_prefix_is_compacted_once_it_is_over_half_the_list():
     buffer.settle()
     assert entries.rewrites == 1 and buffer.scored_state.value() is None
     assert [entry_ts(e) for e in entries.items] == list(range(RecordBuffer.COMPACT_AFTER + 11, size))
+
+
+def _wine_entry(ts: int) -> bytes:
+    payload = WineRecord(id=f"r{ts}", data_type="wine", ts=ts).SerializeToString()
+    return encode_entry(Entry(ts, "wine", Coordinates(), payload, checked=True))
+
+
+def test_a_group_is_due_whole_waits_whole_or_is_split_at_the_bound():
+    from serving.core.entries import encode_group, group_bounds, group_entries, is_group
+
+    early = encode_group([_wine_entry(t) for t in (10, 11, 12)])
+    mixed = encode_group([_wine_entry(t) for t in (20, 21, 22, 23)])
+    late = encode_group([_wine_entry(t) for t in (30, 31)])
+    assert is_group(early) and group_bounds(mixed) == (20, 23)
+    buffer = RecordBuffer(FakeListState([early, mixed, late]), FakeValueState())
+    due = buffer.take_due(21)
+    assert [entry_ts(e) for e in due] == [10, 11, 12, 20, 21]
+    buffer.settle()
+    kept = buffer.entries_state.get()
+    assert [[entry_ts(e) for e in group_entries(g)] if is_group(g) else [entry_ts(g)] for g in kept] == [
+        [22, 23],
+        [30, 31],
+    ]
+    assert [entry_ts(e) for e in buffer.take_due(40)] == [22, 23, 30, 31]
+    buffer.settle()
+    assert buffer.entries_state.get() in ([], None)
+
+
+def test_a_group_of_one_is_the_entry_itself():
+    from serving.core.entries import encode_group
+
+    assert encode_group([_wine_entry(5)]) == _wine_entry(5)
