@@ -58,6 +58,7 @@ def job_configuration(
     conf.set_string("python.execution-mode", "process")
     conf.set_string("python.fn-execution.bundle.time", str(settings.bundle_time_ms))
     conf.set_string("python.fn-execution.bundle.size", str(settings.bundle_size))
+    conf.set_string("execution.buffer-timeout.interval", f"{settings.network_buffer_timeout_ms}ms")
     conf.set_string("pipeline.auto-watermark-interval", f"{settings.watermark_interval_ms}ms")
     conf.set_string("execution.checkpointing.interval", f"{settings.checkpoint_interval_ms}ms")
     conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")

@@ -1,11 +1,12 @@
 """Routing the raw input streams, their event-time watermarks, and the record key.
 
 Every hop between the JVM and a Python worker costs tens of microseconds per
-record (BENCHMARKS.md, issue 8), so a data record crosses to Python once: the
-JVM reads its id, data type and ts from the protobuf wire format
-(``RecordRouting`` from ``scripts/java``), stamps event time
-(``RowFieldTimestampAssigner``) and keys the stream, and the serving function
-decodes and validates the whole record. PyFlink's own way would add three
+element (BENCHMARKS.md, issues 8 and 16), so a data record crosses to Python
+once, inside a batch: the JVM reads its id, data type and ts from the
+protobuf wire format (``RecordRouting`` from ``scripts/java``), stamps event
+time (``RowFieldTimestampAssigner``), bundles each key's records
+(``RecordBundler``) and keys the bundles, and the serving function decodes
+and validates every record. PyFlink's own way would add three
 Python operators: a decoder, a timestamp assigner and a key-by map.
 
 Models take no Python hop of their own either (``ModelRouting``): a model

@@ -70,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
         "--boundary-batch-records", type=int, default=500, help="most records per element sent to Python (500)"
     )
     p.add_argument("--boundary-batch-ms", type=int, default=20, help="longest wait for that element to fill (20)")
+    p.add_argument(
+        "--buffer-timeout-ms", type=int, default=100, help="longest wait of a network buffer between tasks (100)"
+    )
     p.add_argument("--out-of-orderness-ms", type=int, default=200, help="how late a record may be in event time")
     p.add_argument("--watermark-interval-ms", type=int, default=200, help="how often sources emit watermarks")
     p.add_argument(
@@ -165,6 +168,7 @@ def _job_settings(args: argparse.Namespace, restore: str | None, kafka: KafkaSet
         bundle_size=args.bundle_size,
         boundary_batch_records=args.boundary_batch_records,
         boundary_batch_ms=args.boundary_batch_ms,
+        network_buffer_timeout_ms=args.buffer_timeout_ms,
         out_of_orderness_ms=args.out_of_orderness_ms,
         watermark_interval_ms=args.watermark_interval_ms,
         model_idle_ms=args.model_idle_ms,

@@ -234,6 +234,9 @@ class JobSettings(BaseModel, frozen=True):
         boundary_batch_records: the most records of one key that cross to a Python
             worker as one element (``RecordBundler``); 1 sends every record alone.
         boundary_batch_ms: the longest a record waits in the JVM for its batch to fill.
+        network_buffer_timeout_ms: how long a network buffer between two tasks may wait
+            to fill before it is sent (Flink's ``execution.buffer-timeout.interval``,
+            100 ms by default): at low rates every exchange adds up to this much latency.
         watermark_interval_ms: how often sources emit watermarks (Flink's default is
             200 ms); a record can be scored only after a watermark passes it.
         python_workers: where a local MiniCluster runs the Python functions:
@@ -264,6 +267,7 @@ class JobSettings(BaseModel, frozen=True):
     bundle_size: int = Field(1_000, ge=1)
     boundary_batch_records: int = Field(500, ge=1)
     boundary_batch_ms: int = Field(20, ge=1)
+    network_buffer_timeout_ms: int = Field(100, ge=1)
     watermark_interval_ms: int = Field(200, ge=1)
     python_workers: Literal["loopback", "process"] = "loopback"
     rest_bind_address: str = "127.0.0.1"

@@ -2,9 +2,11 @@
 
 Topology::
 
-    data ──route (JVM)──► event time (JVM) ──key_by(data_type)──┐
-                                                                ├─► ModelServingKeyed ─► results
-    models ─decode─► event time ──key_by(data_type)─────────────┘      side: stats, dead letters, events
+    data ─route─► event time ─bundle─► key_by(data_type) ─┐
+                                                          ├─► ModelServingKeyed ─split─► results
+    models ─route─► event time ─► key_by(data_type) ──────┘     side: stats, dead letters, events
+
+(route, event time, bundle and split run in the JVM: ``scripts/java``.)
 
 State per data type (bytes and one count, never pickled objects):
 

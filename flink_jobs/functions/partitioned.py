@@ -2,9 +2,11 @@
 
 Topology::
 
-    data ──route (JVM)──► event time (JVM) ──key_by(bucket of record id)──┐
-                                                                          ├─► ModelServingPartitioned ─► results
-    models ─decode─► event time ──broadcast(models state)─────────────────┘      side: stats, dead letters, events
+    data ─route─► event time ─bundle─► key_by(bucket of record id) ─┐
+                                                                    ├─► ModelServingPartitioned ─split─► results
+    models ─route─► event time ─► broadcast(models state) ──────────┘     side: stats, dead letters, events
+
+(route, event time, bundle and split run in the JVM: ``scripts/java``.)
 
 Records are keyed by a hash bucket of their id only to spread them evenly and
 to give each instance checkpointed buffers and event-time timers; any

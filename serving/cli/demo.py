@@ -42,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--rate", type=float, default=50.0, help="records/s published (default 50)")
     demo.add_argument("--swap-every", type=float, default=20.0, metavar="SECONDS", help="model cycle (default 20)")
     demo.add_argument("--parallelism", type=int, default=1)
+    demo.add_argument(
+        "--selection",
+        choices=["arrival", "event-time"],
+        default="arrival",
+        help="which model scores a record: the one serving when it arrives (default, lowest latency) or by its ts",
+    )
     demo.add_argument("--port", type=int, default=9092, help="broker port, or a free one if taken (0: any)")
     demo.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="broker state directory")
     demo.add_argument("--work-dir", type=Path, default=DEMO_DIR, help="job logs and checkpoints")
@@ -53,6 +59,10 @@ class DemoError(ServingError):
     """The demo could not run (the job died, say)."""
 
     reason = "demo failed"
+
+
+#: Live output: a short Python bundle, boundary batch and network buffer wait (BENCHMARKS.md, issue 16).
+LOW_LATENCY = ("--bundle-time-ms", "20", "--boundary-batch-ms", "10", "--buffer-timeout-ms", "10")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -80,7 +90,14 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         ensure_topics(settings)
         console.print(f"[green]✓[/] topics: {', '.join(settings.topics.all().values())}")
-        job = LocalJob(settings, args.job, args.work_dir, parallelism=args.parallelism, restart_attempts=5)
+        job = LocalJob(
+            settings,
+            args.job,
+            args.work_dir,
+            parallelism=args.parallelism,
+            restart_attempts=5,
+            job_args=("--selection", args.selection, *LOW_LATENCY),
+        )
         console.print(f"[green]✓[/] {args.job} job starting on a local MiniCluster (log: {job.log_path})")
         models_dir = wine.reference_dir() / "models"
         threads = [
