@@ -73,7 +73,7 @@ def parse_descriptor(data: bytes) -> ModelDescriptor:
     descriptor = ModelDescriptor()
     try:
         descriptor.ParseFromString(data)
-    except DecodeError as exc:
+    except (DecodeError, UnicodeDecodeError) as exc:  # the pure-Python protobuf raises the latter on bad UTF-8
         raise CorruptModelError(f"model message is not a ModelDescriptor: {exc}") from exc
     format_of(descriptor)
     if not descriptor.name or not descriptor.data_type:

@@ -34,6 +34,7 @@ class TensorFlowGraphModel(Model):
         graph_def.ParseFromString(artifact)
         if not graph_def.node:
             raise CorruptModelError(f"model {descriptor.name!r}: GraphDef has no nodes")
+        _check_constants(graph_def, descriptor)
         placeholders = [n for n in graph_def.node if n.op == "Placeholder"]
         input_name = descriptor.metadata.get("input") or _only(placeholders, descriptor).name
         output_name = descriptor.metadata.get("output") or graph_def.node[-1].name
@@ -67,6 +68,13 @@ def _only(placeholders, descriptor: ModelDescriptor):
             f"model {descriptor.name!r}: found {len(placeholders)} placeholders; set metadata input and output"
         )
     return placeholders[0]
+
+
+def _check_constants(graph_def, descriptor: ModelDescriptor) -> None:
+    """Refuse a ``Const`` whose value is not of its declared dtype: TF's graph optimizer aborts the process on one."""
+    for node in graph_def.node:
+        if node.op == "Const" and node.attr["value"].tensor.dtype != node.attr["dtype"].type:
+            raise CorruptModelError(f"model {descriptor.name!r}: constant {node.name!r} holds a value of another dtype")
 
 
 def _matmul_width(graph_def, input_name: str) -> int | None:

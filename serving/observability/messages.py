@@ -117,6 +117,6 @@ def _parse(cls: type[_Proto], payload: bytes | None, what: str) -> _Proto:
     message = cls()
     try:
         message.ParseFromString(bytes(payload))
-    except DecodeError as exc:
+    except (DecodeError, UnicodeDecodeError) as exc:  # the pure-Python protobuf raises the latter on bad UTF-8
         raise MalformedMessage(f"not a {what}: {exc}") from exc
     return message

@@ -63,7 +63,7 @@ def _json_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
             continue
         try:
             row = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise InputError(f"{path}:{line_no}: not JSON: {exc}") from exc
         if not isinstance(row, dict):
             raise InputError(f"{path}:{line_no}: a JSON line must be an object")
@@ -107,7 +107,7 @@ def _cell(text: str | None, spec: Field) -> Any:
     if spec.kind == "array":
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         if not isinstance(parsed, list):
             raise ValueError(f"field {spec.name!r} is {text!r}, not a JSON array of numbers")

@@ -143,7 +143,7 @@ class DataTypeSchema:
 
         try:
             document = json.loads(avsc) if isinstance(avsc, str) else dict(avsc)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise SchemaError(f"the schema is not JSON: {exc}") from exc
         if not isinstance(document, dict) or document.get("type") != "record":
             raise SchemaError("a data-type schema must be an Avro record schema")

@@ -157,7 +157,7 @@ def decode_record(data: bytes, *, max_bytes: int = MAX_RECORD_BYTES) -> WineReco
     record = WineRecord()
     try:
         record.ParseFromString(data)
-    except DecodeError as exc:
+    except (DecodeError, UnicodeDecodeError) as exc:  # the pure-Python protobuf raises the latter on bad UTF-8
         raise RecordDecodeError(f"not a WineRecord: {exc}") from exc
     if not record.id:
         raise RecordDecodeError("record has no id")

@@ -134,7 +134,7 @@ def decode(
         message = Record()
         try:
             message.ParseFromString(payload)
-        except DecodeError as exc:
+        except (DecodeError, UnicodeDecodeError) as exc:  # the pure-Python protobuf raises the latter on bad UTF-8
             raise RecordDecodeError(f"not a Record: {exc}") from exc
         values = {name: _proto_value(value) for name, value in message.values.items()}
         record_id, ts = message.id or None, message.ts or None
@@ -209,7 +209,7 @@ def _checked(value: Any, spec: Field) -> Any:
 def _json_values(payload: bytes) -> dict[str, Any]:
     try:
         document = json.loads(payload.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise RecordDecodeError(f"not a JSON object: {exc}") from exc
     if not isinstance(document, dict):
         raise RecordDecodeError(f"a JSON record must be an object, not {type(document).__name__}")

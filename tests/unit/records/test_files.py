@@ -168,3 +168,9 @@ def test_a_scalar_in_an_array_column_is_an_input_error(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match="'v'"):
         read_rows(write(tmp_path, "v\n5\n"), arrays)
+
+
+def test_a_json_line_nested_too_deep_is_an_input_error_naming_its_line(tmp_path):
+    path = write(tmp_path, '{"id": 1}\n' + "[" * 100_000 + "\n", "deep.jsonl")
+    with pytest.raises(InputError, match=r"deep.jsonl:2: not JSON"):
+        read_rows(path, IRIS)
