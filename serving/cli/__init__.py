@@ -18,7 +18,9 @@ from serving.ops.processes import interrupt_on_sigterm
 from serving.settings import environment
 
 #: Subcommand modules, in the order ``--help`` lists them.
-_COMMAND_MODULES = ("demo", "models", "train", "jobs", "kafka", "publish", "keys", "stats", "cluster", "bench")
+_COMMAND_MODULES = (
+    "demo", "models", "train", "jobs", "kafka", "publish", "keys", "stats", "cluster", "bench", "faults",
+)  # fmt: skip
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1

@@ -80,6 +80,15 @@ class FlinkRest:
         text = history[0].get("stacktrace", "") if history else info.get("root-exception") or ""
         return _first_line(text)
 
+    def failures(self, job_id: str) -> int:
+        """How many failures the job has recovered from, by its exception history (each one restarted it).
+
+        Unlike ``numRestarts``, this counts the partial (region) restarts a lost
+        TaskManager causes; the history keeps Flink's default of the last 16.
+        """
+        info = self._call("GET", f"/jobs/{check_job_id(job_id)}/exceptions?maxExceptions=100")
+        return len(info.get("exceptionHistory", {}).get("entries", []))
+
     def restarts(self, job_id: str, timeout: float = 30.0) -> int:
         """How many times the job has restarted since it was submitted (Flink's ``numRestarts`` metric).
 

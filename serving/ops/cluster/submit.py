@@ -130,6 +130,7 @@ def submit(
     rest.overview()  # fail fast, and clearly, when the cluster is down
     if submission.from_savepoint:
         _check_savepoint(submission.from_savepoint, rest.address, state)
+    refuse_shared_prefix(submission, rest, state)
     if shutil.which("java") is None and environment().java_home is None:
         raise ClusterError("java not found on PATH: the flink client needs Java 11 or newer")
     (state / "log").mkdir(parents=True, exist_ok=True)
@@ -163,6 +164,34 @@ def submit(
         rest.wait_for_state(job_id, {"RUNNING"}, 60)
     log.info("job submitted", extra={"job_id": job_id, "job": submission.job, "jobmanager": rest.address})
     return job_id
+
+
+#: The Kafka setting two jobs must never share: the sink's transactional ids derive from it.
+PREFIX_VARIABLE = "MODELSERVING_KAFKA_TRANSACTIONAL_ID_PREFIX"
+
+
+def refuse_shared_prefix(submission: Submission, rest: FlinkRest, state_dir: Path) -> None:
+    """Refuse a job whose transactional-id prefix a live job of this cluster already uses.
+
+    Two jobs with one prefix fence each other's producers and abort each
+    other's transactions (committed results lost, or a job failing in a
+    loop). Jobs submitted from this state directory are known by their
+    recorded submission; others cannot be checked here.
+
+    Raises:
+        ConfigError: a live job uses the same prefix; the message names it.
+    """
+    prefix = submission.kafka_env.get(PREFIX_VARIABLE, "modelserving")
+    for job in rest.jobs():
+        if job.get("state") in ("FINISHED", "CANCELED", "FAILED"):
+            continue
+        other = recorded_submission(job["jid"], state_dir)
+        if other is not None and other.kafka_env.get(PREFIX_VARIABLE, "modelserving") == prefix:
+            raise ConfigError(
+                f"job {job['jid']} ({job.get('state', '?').lower()}) already uses the transactional-id prefix "
+                f"{prefix!r}: a second job with it would fence the first's Kafka transactions; "
+                "give this one its own (transactional_id_prefix)"
+            )
 
 
 def _run_flink(

@@ -1,0 +1,44 @@
+"""C4's offline scores: every acknowledged record scored by every published model version, outside Flink.
+
+The models are built from the very descriptor bytes the generator published
+and score all rows in one batch per version, with nothing of the job's
+streaming path (no Flink, no state, no buffers). What this checks is the
+stream: that a result names the version whose score it carries, after every
+fault and restore. That each format scores like its framework is tested
+elsewhere, against the frameworks and JPMML-Evaluator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from serving.faults.generator import GroundTruth
+from serving.formats import load_model, parse_descriptor
+
+
+def offline_scores(truth: GroundTruth, features: np.ndarray) -> Callable[[str, str], float | None]:
+    """``expected(version, record_id)``: the score version ``version`` gives record ``record_id`` offline.
+
+    None for a version nobody published or an id that was never acknowledged.
+    Each version scores every acknowledged row once, the first time it is asked.
+    """
+    messages = {m.version: m.message for m in truth.models}
+    ids = sorted(truth.rows)
+    index = {record_id: i for i, record_id in enumerate(ids)}
+    rows = features[[truth.rows[i] for i in ids]] if ids else np.empty((0, features.shape[1]))
+    scored: dict[str, np.ndarray] = {}
+
+    def expected(version: str, record_id: str) -> float | None:
+        if version not in messages or record_id not in index:
+            return None
+        if version not in scored:
+            model = load_model(parse_descriptor(messages[version]))
+            try:
+                scored[version] = np.asarray(model.score_batch(rows).scores, dtype=np.float64)
+            finally:
+                model.close()
+        return float(scored[version][index[record_id]])
+
+    return expected

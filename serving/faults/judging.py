@@ -1,0 +1,63 @@
+"""From a finished run to its verdict: read the evidence, scan the logs, apply the checks."""
+
+from __future__ import annotations
+
+import json
+
+from serving.faults.evidence import collect
+from serving.faults.expected import offline_scores
+from serving.faults.logscan import scan_logs
+from serving.faults.oracle import judge
+from serving.faults.run import RunRecord, record_summary
+from serving.faults.scenarios import Scenario
+
+
+def judge_run(record: RunRecord, scenario: Scenario) -> dict:
+    """The verdict of ``record`` as a JSON-ready dict: the checks C1-C9, the counts, and the run's own facts.
+
+    C8 expects ``scenario.restarts_per_fault`` restarts per fault; a scenario
+    whose faults may or may not restart the job (None) leaves C8 inconclusive.
+    Python workers left behind by a killed TaskManager are counted beside the checks.
+    """
+    from serving.records import wine
+
+    evidence = collect(record.settings, acked=record.truth.acked_ids)
+    findings = scan_logs(record.log_files, missing_ok=True)
+    recommits = [f for f in findings if _fenced_recommit(f.text)]
+    lost = set(record.truth.acked_ids) - set(evidence.dead_letters) - {r.record_id for r in evidence.results}
+    if not lost:
+        # The committer's "most likely signals data loss" on a fenced re-commit after recovery is, when
+        # nothing was lost, the re-commit of a transaction committed before the fault (FLINK-8086,
+        # FLINK-40626): reported beside the checks, not as C7.
+        findings = [f for f in findings if not _fenced_recommit(f.text)]
+    features = wine.read_wine_csv(wine.reference_csv()).features
+    expected_restarts = None
+    if scenario.restarts_per_fault is not None:
+        expected_restarts = scenario.restarts_per_fault * len(record.faults)
+    verdict = judge(
+        evidence,
+        expected=offline_scores(record.truth, features),
+        restarts=record.restarts if expected_restarts is not None else None,
+        faults=expected_restarts if expected_restarts is not None else len(record.faults),
+        log_findings=findings,
+        timings=record.faults,
+    )
+    result = json.loads(verdict.to_json())
+    result["scenario"] = scenario.name
+    result["counts"]["restarts"] = record.restarts
+    result["counts"]["faults"] = len(record.faults)
+    result["run"] = record_summary(record)
+    # Not a check of the output: PyFlink workers a SIGKILLed TaskManager leaves behind (the run kills them).
+    result["orphan_python_workers"] = len(record.orphans)
+    result["fenced_recommits_after_recovery"] = len(recommits)
+    return {"scenario": scenario.name, **{k: v for k, v in result.items() if k != "scenario"}}
+
+
+#: The lines of a commit after recovery that found its transaction's producer fenced.
+_RECOMMIT = ("because its producer is already fenced", "ProducerFencedException", "Transiting to fatal error state")
+
+
+def _fenced_recommit(text: str) -> bool:
+    # The scan keeps a line's first 300 characters: the committer's line is known by its start.
+    committer = "KafkaCommitter" in text and "Unable to commit transaction" in text
+    return committer or any(marker in text for marker in _RECOMMIT)

@@ -1,0 +1,246 @@
+"""The faults a campaign injects, by name: what each does to the running cluster, broker or job.
+
+A scenario is one function that injects one fault into a :class:`Stage` and
+returns once the fault is over (a killed process replaced, a paused one
+resumed); the runner calls it ``count`` times, each time only after a new
+checkpoint completed, and measures the recovery. A new scenario is one
+function here plus its entry in :data:`SCENARIOS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.logs import get_logger
+from serving.ops.broker import LocalBroker
+from serving.ops.cluster.local import LocalCluster
+from serving.ops.cluster.rest import FlinkRest
+from serving.ops.cluster.submit import Submission, submit
+
+log = get_logger("faults")
+
+
+@dataclass
+class Stage:
+    """What a fault acts on: the cluster, its REST API, the job, the broker, and where logs go."""
+
+    cluster: LocalCluster
+    rest: FlinkRest
+    job_id: str
+    broker: LocalBroker
+    broker_port: int
+    work_dir: Path
+    broker_down_s: float = 30.0
+    broker_pause_s: float = 20.0
+    worker_stall_s: float = 90.0
+    submission: Submission | None = None
+
+
+def kill_taskmanager(stage: Stage) -> str:
+    """Start a spare TaskManager, then SIGKILL one that runs the job's tasks."""
+    before = set(stage.cluster.taskmanager_pids())
+    spare = stage.cluster.add_taskmanager()
+    victim = sorted(before)[0] if before else spare
+    os.kill(victim, signal.SIGKILL)
+    return f"TaskManager {victim} SIGKILLed (spare {spare} started first)"
+
+
+def python_workers(stage: Stage) -> list[int]:
+    """Pids of the Python workers (``pyflink.fn_execution``) under the cluster's TaskManagers."""
+    managers = set(stage.cluster.taskmanager_pids())
+    found = []
+    for pid in _all_pids():
+        if "pyflink.fn_execution" in _cmdline(pid) and _has_ancestor(pid, managers):
+            found.append(pid)
+    return sorted(found)
+
+
+def orphan_workers(started_after: float = 0.0) -> list[int]:
+    """PyFlink worker processes (the udf runner and its Python) with no JVM above them any more.
+
+    A TaskManager that dies by SIGKILL leaves its workers behind, re-parented
+    to init; on a real host they would hold memory and CPU until killed.
+    Only processes started after ``started_after`` (epoch s) count, so a run
+    never reports another's.
+    """
+    found = []
+    for pid in _all_pids():
+        command = _cmdline(pid)
+        if "pyflink.fn_execution" not in command and "pyflink-udf-runner" not in command:
+            continue
+        if _started_at(pid) < started_after or _has_jvm_ancestor(pid):
+            continue
+        found.append(pid)
+    return sorted(found)
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL each of ``pids`` that still exists."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def kill_python_worker(stage: Stage) -> str:
+    """SIGKILL one Python worker of the job (a descendant of a TaskManager)."""
+    workers = python_workers(stage)
+    if not workers:
+        raise RuntimeError("no Python worker found under the TaskManagers")
+    os.kill(workers[0], signal.SIGKILL)
+    return f"Python worker {workers[0]} SIGKILLed"
+
+
+def stall_python_worker(stage: Stage) -> str:
+    """SIGSTOP one Python worker for ``worker_stall_s``, then SIGCONT (if it still exists)."""
+    workers = python_workers(stage)
+    if not workers:
+        raise RuntimeError("no Python worker found under the TaskManagers")
+    os.kill(workers[0], signal.SIGSTOP)
+    time.sleep(stage.worker_stall_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(workers[0], signal.SIGCONT)
+    return f"Python worker {workers[0]} stopped for {stage.worker_stall_s:.0f}s"
+
+
+def kill_broker(stage: Stage) -> str:
+    """SIGKILL the broker, keep it down ``broker_down_s``, start it again on the same port."""
+    pid = stage.broker.status().pid
+    if pid is None:
+        raise RuntimeError("the broker is not running")
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(stage.broker_down_s)
+    stage.broker.start(port=stage.broker_port, tie_to_parent=True)
+    return f"broker {pid} SIGKILLed, down {stage.broker_down_s:.0f}s"
+
+
+def pause_broker(stage: Stage) -> str:
+    """SIGSTOP the broker for ``broker_pause_s``, then SIGCONT."""
+    pid = stage.broker.status().pid
+    if pid is None:
+        raise RuntimeError("the broker is not running")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(stage.broker_pause_s)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return f"broker {pid} paused {stage.broker_pause_s:.0f}s"
+
+
+class GuardMissing(AssertionError):
+    """The negative control passed when it must fail: a second job with the same prefix was accepted."""
+
+
+def submit_same_prefix(stage: Stage) -> str:
+    """Submit a second job with the running job's transactional-id prefix: the pre-flight guard must refuse it."""
+    from serving.errors import ConfigError
+
+    assert stage.submission is not None
+    try:
+        clash = submit(stage.submission, stage.cluster.rest or "", stage.work_dir)
+    except ConfigError as refused:
+        return f"refused: {refused}"
+    stage.rest.cancel(clash)
+    raise GuardMissing(f"a second job with the same transactional-id prefix was accepted ({clash})")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named fault, how often it fires, and what the run expects of it.
+
+    Attributes:
+        restarts_per_fault: the job restarts each fault must cause (C8);
+            None when the fault may or may not restart the job (the broker
+            faults: clients retry through a short outage).
+        poison_share: share of garbage records, with corrupt models (the ``poison`` scenario).
+    """
+
+    name: str
+    summary: str
+    inject: Callable[[Stage], str]
+    count: int
+    restarts_per_fault: int | None = 1
+    poison_share: float = 0.0
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("tm-kill", "TaskManager SIGKILL, a spare started first", kill_taskmanager, 3),
+        Scenario("worker-kill", "Python worker SIGKILL, then a check for orphans", kill_python_worker, 3),
+        Scenario("worker-stall", "Python worker SIGSTOP for 90 s", stall_python_worker, 1, None),
+        Scenario("broker-kill", "broker SIGKILL, down 30 s", kill_broker, 2, None),
+        Scenario("broker-pause", "broker SIGSTOP 20 s", pause_broker, 3, None),
+        Scenario(
+            "prefix-clash",
+            "negative control: a second job with the same transactional-id prefix, which the guard refuses",
+            submit_same_prefix,
+            1,
+            0,
+        ),
+        Scenario(
+            "poison",
+            "10 % seeded garbage records and corrupt models, with one TaskManager kill",
+            kill_taskmanager,
+            1,
+            poison_share=0.1,
+        ),
+    )
+}
+
+
+def _all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _has_jvm_ancestor(pid: int) -> bool:
+    seen = 0
+    while pid > 1 and seen < 64:
+        pid = _parent(pid)
+        if _cmdline(pid).split(" ", 1)[0].endswith("java"):
+            return True
+        seen += 1
+    return False
+
+
+def _started_at(pid: int) -> float:
+    """When ``pid`` started (epoch s), from /proc; 0.0 when unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        boot = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
+        )
+    except (OSError, ValueError, IndexError, StopIteration):
+        return 0.0
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _has_ancestor(pid: int, ancestors: set[int]) -> bool:
+    seen = 0
+    while pid > 1 and seen < 64:
+        pid = _parent(pid)
+        if pid in ancestors:
+            return True
+        seen += 1
+    return False
