@@ -71,6 +71,11 @@ class BenchResult:
             "p99_ms": self.p99_ms,
             "seen_p99_ms": self.seen_p99_ms,
             "exactly_once": self.exactly_once,
+            "first_result_s": self.first_result_s,
+            # --swap only: new version's first result - its created_at, and the longest result gaps
+            "swap_ms": self.swap_effect_ms,
+            "gap_at_swap_ms": self.swap_gap_ms,
+            "usual_gap_ms": self.usual_gap_ms,
             "job_args": list(self.job_args),
             "problems": list(self.problems),
         }

@@ -45,7 +45,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="short outages and waits (broker down 10 s, paused 5 s, worker stalled 20 s), as the CI campaign runs",
+        help="short outages and waits (broker down 10 s, paused 5 s, worker stalled 20 s, 2 s checkpoints), "
+        "as CI runs it",
     )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the verdict(s) as JSON")
     parser.add_argument(
@@ -99,7 +100,13 @@ def _run_one(name: str, args: argparse.Namespace) -> dict:
     plan = RunPlan(duration_s=args.duration)
     if args.quick:
         plan = dataclasses.replace(
-            plan, broker_down_s=10.0, broker_pause_s=5.0, worker_stall_s=20.0, warm_up_s=5.0, between_faults_s=3.0
+            plan,
+            broker_down_s=10.0,
+            broker_pause_s=5.0,
+            worker_stall_s=20.0,
+            warm_up_s=5.0,
+            between_faults_s=3.0,
+            checkpoint_interval_ms=2_000,
         )
     work_dir = args.work_dir or CACHE_DIR / "faults" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"faults run {name}: {scenario.summary}, {scenario.count}x (work dir {work_dir})", flush=True)

@@ -139,7 +139,11 @@ def read_results(settings: KafkaSettings, isolation: Isolation, timeout_s: float
 
 
 def read_dead_letters(settings: KafkaSettings, isolation: Isolation, timeout_s: float = 120.0) -> TopicRead:
-    """The dead-letter topic read to the end: per record id counts and per reason counts."""
+    """The dead-letter topic read to the end: per record id counts (data records only) and per reason counts.
+
+    A model's or schema's dead letter (``source`` other than ``data``) names
+    no input record, so it takes no part in the id counts; its reason is counted.
+    """
     read = TopicRead(settings.topics.dead_letters, isolation)
     for value in read_values(settings, read.topic, isolation, timeout_s):
         read.messages += 1
@@ -148,7 +152,8 @@ def read_dead_letters(settings: KafkaSettings, isolation: Isolation, timeout_s: 
         except DecodeError:
             read.undecodable += 1
             continue
-        read.counts[letter.record_id] = read.counts.get(letter.record_id, 0) + 1
+        if letter.source == "data":
+            read.counts[letter.record_id] = read.counts.get(letter.record_id, 0) + 1
         read.reasons[letter.reason] = read.reasons.get(letter.reason, 0) + 1
     return read
 

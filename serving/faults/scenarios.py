@@ -88,12 +88,19 @@ def kill_all(pids: list[int]) -> None:
 
 
 def kill_python_worker(stage: Stage) -> str:
-    """SIGKILL one Python worker of the job (a descendant of a TaskManager)."""
-    workers = python_workers(stage)
+    """SIGKILL the Python workers of one TaskManager (every ``beam_boot`` below it).
+
+    A TaskManager runs one worker per task with Python operators; an idle one
+    (the async remote-scoring operator without remote models) is not noticed
+    dead until used, so killing one at random may fault nothing. Killing all of
+    one TaskManager's fails the serving task for sure.
+    """
+    manager = sorted(stage.cluster.taskmanager_pids())[0]
+    workers = [pid for pid in python_workers(stage) if _has_ancestor(pid, {manager})]
     if not workers:
-        raise RuntimeError("no Python worker found under the TaskManagers")
-    os.kill(workers[0], signal.SIGKILL)
-    return f"Python worker {workers[0]} SIGKILLed"
+        raise RuntimeError("no Python worker found under the TaskManager")
+    kill_all(workers)
+    return f"Python workers {', '.join(map(str, workers))} of TaskManager {manager} SIGKILLed"
 
 
 def stall_python_worker(stage: Stage) -> str:
@@ -172,7 +179,7 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario("tm-kill", "TaskManager SIGKILL, a spare started first", kill_taskmanager, 3),
-        Scenario("worker-kill", "Python worker SIGKILL, then a check for orphans", kill_python_worker, 3),
+        Scenario("worker-kill", "Python workers SIGKILL, then a check for orphans", kill_python_worker, 3),
         Scenario("worker-stall", "Python worker SIGSTOP for 90 s", stall_python_worker, 1, None),
         Scenario("broker-kill", "broker SIGKILL, down 30 s", kill_broker, 2, None),
         Scenario("broker-pause", "broker SIGSTOP 20 s", pause_broker, 3, None),

@@ -1,7 +1,7 @@
 """Operating the serving jobs on a real standalone cluster with a real broker.
 
-Upgrades (stop with a savepoint, resubmit at parallelism 2), recovery from a
-lost TaskManager, and the errors a user meets. Results are read with
+Upgrades (stop with a savepoint, resubmit at parallelism 2) and the errors a
+user meets (a lost TaskManager: test_faults.py, through `modelserving faults`). Results are read with
 read_committed; records are published continuously, also while a job is
 down, and must come out exactly once.
 """
@@ -9,8 +9,6 @@ down, and must come out exactly once.
 from __future__ import annotations
 
 import collections
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -146,37 +144,6 @@ def test_partitioned_job_savepoint_stop_and_resubmit_at_parallelism_2(
     assert len(after) >= 300 and {r.model_version for r in after} == {"P"}, "served without its model"
     assert {r.model_version for r in got} == {"P"}
     assert read_all(kafka_settings, kafka_settings.topics.model_events, timeout=5) == events_before
-
-
-def test_lost_taskmanager_the_job_recovers_from_its_checkpoint_when_one_returns(
-    cli, rest, flink_cluster, kafka_settings, tmp_path
-):
-    job_id, _ = start_job(cli, kafka_settings, tmp_path, "keyed", "F")
-    publisher = Publisher(kafka_settings, ROWS)
-    try:
-        wait_results(kafka_settings, 200)
-        assert rest.checkpoints(job_id)["counts"]["completed"] >= 1
-        (taskmanager,) = flink_cluster.taskmanager_pids()
-        os.kill(taskmanager, signal.SIGKILL)  # mid-stream: the publisher keeps going
-        deadline = time.monotonic() + 60
-        while any(v["status"] == "RUNNING" for v in rest.job(job_id)["vertices"]):
-            assert time.monotonic() < deadline, "the job did not notice its TaskManager was gone"
-            time.sleep(0.5)
-        assert rest.job(job_id)["state"] in ("RUNNING", "RESTARTING"), "the job failed instead of waiting"
-        time.sleep(3)  # records pile up while no TaskManager runs
-        flink_cluster.add_taskmanager()  # taskmanager.sh start
-        rest.wait_running(job_id)
-        restored_from = publisher.sent
-        wait_results(kafka_settings, restored_from + 300)
-    finally:
-        sent = publisher.stop()
-    got = committed_results(kafka_settings, sent)
-
-    assert_exactly_once(got, sent)
-    assert {r.model_version for r in got} == {"F"}
-    restored = rest.checkpoints(job_id)["latest"]["restored"]
-    assert restored and not restored["is_savepoint"], "the job did not restore from a checkpoint"
-    assert rest.job(job_id)["state"] == "RUNNING"
 
 
 def test_submit_to_a_cluster_that_is_down_is_one_line(cli, kafka_settings):

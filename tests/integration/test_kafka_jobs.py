@@ -1,4 +1,8 @@
-"""Both jobs on a real broker: Kafka in, Kafka out, exactly once, and a model swap mid-stream.
+"""The keyed job on a real broker: kill -9 and resume, a broker lost mid-run, a broker down at start.
+
+(Kafka in, Kafka out with a swap mid-stream is in test_swap_rule.py and
+test_selection_modes.py, and at parallelism 2 under faults in
+tests/cluster/test_faults.py.)
 
 The job runs as ``python -m flink_jobs.main`` in its own process group
 (``serving.ops.jobprocess.LocalJob``), as the demo and a crash would have it;
@@ -26,30 +30,6 @@ from serving.testing import model_message as model
 from tests.support.kafka import read_all, results, send, wait_for_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink]
-
-
-@pytest.mark.parametrize(("job", "parallelism"), [("keyed", 2), ("partitioned", 2)])
-def test_kafka_in_kafka_out_with_a_swap_mid_stream(kafka_settings, tmp_path, wine_data, job, parallelism):
-    process = LocalJob(kafka_settings, job, tmp_path, parallelism=parallelism)
-    try:
-        send(kafka_settings, kafka_settings.topics.models, [model("linear", "A", now_ms())], key=b"wine")
-        assert wait_for_event(kafka_settings, "A").kind == ModelEvent.ACCEPTED
-        first = [encode_record(str(i), row, ts=now_ms()) for i, row in enumerate(wine_data.features[:600])]
-        send(kafka_settings, kafka_settings.topics.data, first)
-        time.sleep(0.2)  # later records must carry later timestamps than model B
-        send(kafka_settings, kafka_settings.topics.models, [model("tf", "B", now_ms())], key=b"wine")
-        assert wait_for_event(kafka_settings, "B").kind == ModelEvent.ACCEPTED
-        second = [encode_record(str(i), row, ts=now_ms()) for i, row in enumerate(wine_data.features[600:], 600)]
-        send(kafka_settings, kafka_settings.topics.data, second)
-        got = results(kafka_settings, len(wine_data.features))
-    finally:
-        process.stop()
-    counts = collections.Counter(r.record_id for r in got)
-    assert set(counts) == {str(i) for i in range(len(wine_data.features))}, "records lost"
-    assert max(counts.values()) == 1, "records duplicated"
-    versions = {int(r.record_id): r.model_version for r in got}
-    assert {versions[i] for i in range(600)} == {"A"}
-    assert {versions[i] for i in range(600, len(wine_data.features))} == {"B"}
 
 
 #: Flags for a crash while batches are open: with a 3 s event-time slot and a 3 s

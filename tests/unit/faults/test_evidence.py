@@ -120,13 +120,15 @@ def test_a_permanent_error_fails_the_read(consumers):
 
 def test_dead_letters_count_ids_and_reasons(consumers):
     by_isolation, _ = consumers
-    letter = DeadLetter(record_id="x", reason="bad record").SerializeToString()
-    other = DeadLetter(record_id="data/0/7", reason="undecodable").SerializeToString()
-    by_isolation["read_committed"] = {"script": [Message(0, letter), Message(1, other), eof(0), eof(1)]}
+    letter = DeadLetter(source="data", record_id="x", reason="bad record").SerializeToString()
+    other = DeadLetter(source="data", record_id="data/0/7", reason="undecodable").SerializeToString()
+    model = DeadLetter(source="model", record_id="m1-corrupt", reason="corrupt model").SerializeToString()
+    script = [Message(0, letter), Message(1, other), Message(1, model), eof(0), eof(1)]
+    by_isolation["read_committed"] = {"script": script}
     read = read_dead_letters(SETTINGS, "read_committed", timeout_s=5)
     assert read.topic == "dl"
-    assert read.counts == {"x": 1, "data/0/7": 1}
-    assert read.reasons == {"bad record": 1, "undecodable": 1}
+    assert read.counts == {"x": 1, "data/0/7": 1}  # a model's dead letter names no input record
+    assert read.reasons == {"bad record": 1, "undecodable": 1, "corrupt model": 1}
 
 
 def test_offsets_pair_the_committed_high_mark_as_lso_with_the_uncommitted_one_as_hw(consumers):
