@@ -55,6 +55,29 @@ def corrupt_model_message(version: str, created_at: int) -> bytes:
     return descriptor.SerializeToString()
 
 
+#: A data type naming its id and timestamp fields, with one field of each kind the schemas support.
+SENSOR_DOC = {
+    "type": "record",
+    "name": "sensor",
+    "modelserving.id": "key",
+    "modelserving.timestamp": "at",
+    "fields": [
+        {"name": "key", "type": "string"},
+        {"name": "at", "type": "long"},
+        {"name": "temp", "type": "double"},
+        {"name": "count", "type": "int"},
+        {"name": "ok", "type": "boolean"},
+        {"name": "label", "type": ["null", "string"]},
+        {"name": "spectrum", "type": {"type": "array", "items": "double"}, "modelserving.length": 3},
+    ],
+}
+
+
+def sensor_schema() -> DataTypeSchema:
+    """:data:`SENSOR_DOC` as a schema (version 1, registry id 42)."""
+    return DataTypeSchema.parse(SENSOR_DOC, version="1", schema_id=42)
+
+
 def wine_shaped_schema(data_type: str) -> DataTypeSchema:
     """A schema with the wine record's fields (WineRecord protobufs) under another data type's name."""
     wine_schema = next(s for s in bundled_schemas() if s.data_type == wine.DATA_TYPE)

@@ -22,26 +22,11 @@ from serving.records.base import DATA_TYPE_PATTERN
 from serving.records.schema import DataTypeSchema, SchemaRegistry
 from serving.records.wine import RECORD_FIELDS, read_wine_csv, reference_csv
 from serving.records.wire import AVRO, JSON, PROTOBUF, Coordinates, DataRecord, encode
-from serving.testing import T0, wine_records, wine_shaped_schema
+from serving.testing import T0, sensor_schema, wine_records, wine_shaped_schema
 
 WINE = next(s for s in bundled_schemas() if s.data_type == "wine")
 WHITE = wine_shaped_schema("wine-white")
-SENSOR_DOC: dict[str, Any] = {
-    "type": "record",
-    "name": "sensor",
-    "modelserving.id": "key",
-    "modelserving.timestamp": "at",
-    "fields": [
-        {"name": "key", "type": "string"},
-        {"name": "at", "type": "long"},
-        {"name": "temp", "type": "double"},
-        {"name": "count", "type": "int"},
-        {"name": "ok", "type": "boolean"},
-        {"name": "label", "type": ["null", "string"]},
-        {"name": "spectrum", "type": {"type": "array", "items": "double"}, "modelserving.length": 3},
-    ],
-}
-SENSOR = DataTypeSchema.parse(SENSOR_DOC, version="1", schema_id=42)
+SENSOR = sensor_schema()
 BARE_DOC: dict[str, Any] = {
     "type": "record",
     "name": "bare",

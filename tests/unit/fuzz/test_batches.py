@@ -31,9 +31,9 @@ from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.record_batch_pb2 import RecordBatch, ResultBatch
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.settings import ServingOptions
-from serving.testing import T0, FakeContext, FakeRuntimeContext, model_message, record_batch, routed_row
+from serving.testing import SENSOR_DOC, T0, FakeContext, FakeRuntimeContext, model_message, record_batch, routed_row
 from tests.unit.fuzz.mutations import fuzz_settings, mutated
-from tests.unit.fuzz.seeds import BARE_DOC, DATA_TYPES, SEEDS, SENSOR, SENSOR_DOC, WINE
+from tests.unit.fuzz.seeds import BARE_DOC, DATA_TYPES, SEEDS, SENSOR, WINE
 
 FUNCTIONS = [ModelServingKeyed, ModelServingPartitioned]
 LINEAR = model_message("linear", "1", T0 - 10_000)

@@ -21,9 +21,9 @@ from serving.pb.data_type_pb2 import DataTypeSchema as SchemaMessage
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.records.schema import DataTypeSchema
 from serving.settings import ServingOptions
-from serving.testing import T0, model_message
+from serving.testing import SENSOR_DOC, T0, model_message
 from tests.unit.fuzz.mutations import doubles, exhaustive, expect_typed, fuzz_settings, mutated
-from tests.unit.fuzz.seeds import BARE_DOC, SENSOR, SENSOR_DOC, WINE, check_dead_letter, check_field
+from tests.unit.fuzz.seeds import BARE_DOC, SENSOR, WINE, check_dead_letter, check_field
 
 OPTIONS = ServingOptions(dead_letter_max_payload_bytes=256)
 AVSC_SEEDS = [WINE.avsc, json.dumps(SENSOR_DOC), json.dumps(BARE_DOC)]

@@ -29,24 +29,9 @@ from serving.records.wire import (
     decode,
     wire_format,
 )
+from serving.testing import SENSOR_DOC, sensor_schema
 
-#: A schema naming its id and timestamp fields, with one field of each kind.
-SENSOR_DOC: dict[str, Any] = {
-    "type": "record",
-    "name": "sensor",
-    "modelserving.id": "key",
-    "modelserving.timestamp": "at",
-    "fields": [
-        {"name": "key", "type": "string"},
-        {"name": "at", "type": "long"},
-        {"name": "temp", "type": "double"},
-        {"name": "count", "type": "int"},
-        {"name": "ok", "type": "boolean"},
-        {"name": "label", "type": ["null", "string"]},
-        {"name": "spectrum", "type": {"type": "array", "items": "double"}, "modelserving.length": 3},
-    ],
-}
-SENSOR = DataTypeSchema.parse(SENSOR_DOC, version="1", schema_id=42)
+SENSOR = sensor_schema()
 #: A schema naming neither: ids and event times come from the Kafka coordinates.
 BARE = DataTypeSchema.parse(
     {"type": "record", "name": "bare", "fields": [{"name": "x", "type": "double"}, {"name": "y", "type": "int"}]},
