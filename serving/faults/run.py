@@ -172,6 +172,8 @@ def run_scenario(
             acked = len(generator.truth.acked_ids)
             injected = time.time()
             what = scenario.inject(stage)
+            if stage.job_id != job_id:  # the fault replaced the job (rescale): follow the new one
+                job_id, checkpoints = stage.job_id, 0
             fault = FaultRecord(what, injected, acked)
             record.faults.append(fault)
             progress(f"fault {n + 1}/{scenario.count}: {what}")

@@ -156,6 +156,24 @@ def submit_same_prefix(stage: Stage) -> str:
     raise GuardMissing(f"a second job with the same transactional-id prefix was accepted ({clash})")
 
 
+def rescale(stage: Stage) -> str:
+    """Stop the job with a savepoint and resume it from there at the other parallelism (2 -> 1 -> 2 ...).
+
+    The job keeps its model from state (no model is sent again) and its
+    transactional-id prefix; the stopped job is FINISHED, so the prefix
+    guard lets the new one in.
+    """
+    import dataclasses
+
+    assert stage.submission is not None
+    savepoint = stage.rest.stop_with_savepoint(stage.job_id, str(stage.work_dir / "savepoints"))
+    parallelism = 1 if stage.submission.parallelism > 1 else 2
+    stage.submission = dataclasses.replace(stage.submission, parallelism=parallelism, from_savepoint=savepoint)
+    old = stage.job_id
+    stage.job_id = submit(stage.submission, stage.cluster.rest or "", stage.work_dir)
+    return f"job {old} stopped with a savepoint, resumed as {stage.job_id} at parallelism {parallelism}"
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A named fault, how often it fires, and what the run expects of it.
@@ -183,6 +201,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("worker-stall", "Python worker SIGSTOP for 90 s", stall_python_worker, 1, None),
         Scenario("broker-kill", "broker SIGKILL, down 30 s", kill_broker, 2, None),
         Scenario("broker-pause", "broker SIGSTOP 20 s", pause_broker, 3, None),
+        Scenario("rescale", "stop with a savepoint, resume at parallelism 1, then 2 again", rescale, 2, 0),
         Scenario(
             "prefix-clash",
             "negative control: a second job with the same transactional-id prefix, which the guard refuses",
