@@ -73,7 +73,7 @@ Progress = Callable[[str, int, int], None]
 
 def bench_topics(config: BenchConfig, suffix: str) -> Topics:
     """Fresh topic names for one run of ``config``."""
-    return Topics(**{role: f"bench-{config.name}-{suffix}-{role.replace('_', '-')}" for role in Topics().all()})
+    return Topics.prefixed(f"bench-{config.name}-{suffix}")
 
 
 #: Topic configuration per role for a run: the results topic stamps broker append time.

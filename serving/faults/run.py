@@ -237,7 +237,7 @@ def _measure_recovery(
 def _run_settings(bootstrap: str, scenario: str, suffix: str) -> KafkaSettings:
     """Kafka settings of one run: its own topics, group and transactional-id prefix."""
     base = KafkaSettings.load(bootstrap_servers=bootstrap)
-    topics = Topics(**{role: f"faults-{scenario}-{suffix}-{role.replace('_', '-')}" for role in Topics().all()})
+    topics = Topics.prefixed(f"faults-{scenario}-{suffix}")
     settings = base.model_copy(
         update={"topics": topics, "group_id": f"faults-{suffix}", "transactional_id_prefix": f"faults-{suffix}"}
     )

@@ -39,6 +39,11 @@ class Topics(BaseModel, frozen=True):
         """Role -> topic name."""
         return self.model_dump()
 
+    @classmethod
+    def prefixed(cls, prefix: str) -> Topics:
+        """Fresh names for every role, ``<prefix>-<role>`` (a run of the bench or the fault campaign)."""
+        return cls(**{role: f"{prefix}-{role.replace('_', '-')}" for role in cls().all()})
+
 
 class KafkaSettings(BaseSettings):
     """Connection, security, consumer group and topic settings.
