@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import json
 
 from serving.faults.evidence import collect
 from serving.faults.expected import offline_scores
 from serving.faults.logscan import scan_logs
-from serving.faults.oracle import judge
+from serving.faults.oracle import check_loss, judge
 from serving.faults.run import RunRecord, record_summary
 from serving.faults.scenarios import Scenario
 
@@ -24,8 +25,8 @@ def judge_run(record: RunRecord, scenario: Scenario) -> dict:
     evidence = collect(record.settings, acked=record.truth.acked_ids)
     findings = scan_logs(record.log_files, missing_ok=True)
     recommits = [f for f in findings if _fenced_recommit(f.text)]
-    lost = set(record.truth.acked_ids) - set(evidence.dead_letters) - {r.record_id for r in evidence.results}
-    if not lost:
+    results = collections.Counter(r.record_id for r in evidence.results)
+    if check_loss(evidence.acked, results, collections.Counter(evidence.dead_letters)).status == "pass":
         # The committer's "most likely signals data loss" on a fenced re-commit after recovery is, when
         # nothing was lost, the re-commit of a transaction committed before the fault (FLINK-8086,
         # FLINK-40626): reported beside the checks, not as C7.
