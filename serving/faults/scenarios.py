@@ -240,13 +240,7 @@ def _parent(pid: int) -> int:
 
 
 def _has_jvm_ancestor(pid: int) -> bool:
-    seen = 0
-    while pid > 1 and seen < 64:
-        pid = _parent(pid)
-        if _cmdline(pid).split(" ", 1)[0].endswith("java"):
-            return True
-        seen += 1
-    return False
+    return any(_cmdline(a).split(" ", 1)[0].endswith("java") for a in _ancestors(pid))
 
 
 def _started_at(pid: int) -> float:
@@ -263,10 +257,13 @@ def _started_at(pid: int) -> float:
 
 
 def _has_ancestor(pid: int, ancestors: set[int]) -> bool:
-    seen = 0
-    while pid > 1 and seen < 64:
+    return any(a in ancestors for a in _ancestors(pid))
+
+
+def _ancestors(pid: int, limit: int = 64):
+    """The parents of ``pid`` up to init, nearest first (at most ``limit``)."""
+    for _ in range(limit):
         pid = _parent(pid)
-        if pid in ancestors:
-            return True
-        seen += 1
-    return False
+        if pid <= 1:
+            return
+        yield pid
