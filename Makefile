@@ -60,11 +60,13 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-# The set-up steps download independently (pip, Maven, apt), so they run side by side.
+# The set-up steps download independently (pip, Maven, apt), so they run side by side. Then the tests
+# by cost (scripts/run-tests.sh): the unit layer on both cores with the CI fault campaign beside it,
+# then the broker- and Flink-bound layers on two workers, a module each.
 test:
 	@$(MAKE) --no-print-directory -j4 setup browser
 	@$(MAKE) --no-print-directory lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PY=$(PY) scripts/run-tests.sh $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/modelserving demo $(DEMO_ARGS)

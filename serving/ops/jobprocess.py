@@ -18,31 +18,9 @@ from pathlib import Path
 
 from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
-from serving.ops.processes import die_with_parent
+from serving.ops.processes import child_environment, die_with_parent
 
 log = get_logger("job")
-
-
-#: Variables PyFlink sets in a process that ran a local job (its loopback Python
-#: worker lives there). A child that inherits them refuses to start its own
-#: gateway, or sends its Python work to the parent's loopback server.
-_PYFLINK_RUNTIME_VARS = (
-    "PYFLINK_GATEWAY_DISABLED",
-    "_PYFLINK_CONN_INFO_PATH",
-    "PYTHON_LOOPBACK_SERVER_ADDRESS",
-    "_PYTHON_WORKER_MEMORY_LIMIT",
-    "BOOT_LOG_DIR",
-    "SEMI_PERSISTENT_DIRECTORY",
-    "WORKER_ID",
-    "PIPELINE_OPTIONS",
-    "LOGGING_API_SERVICE_DESCRIPTOR",
-    "CONTROL_API_SERVICE_DESCRIPTOR",
-)
-
-
-def child_environment() -> dict[str, str]:
-    """This process's environment without PyFlink's per-process runtime variables."""
-    return {k: v for k, v in os.environ.items() if k not in _PYFLINK_RUNTIME_VARS}
 
 
 def kafka_env(settings: KafkaSettings) -> dict[str, str]:

@@ -9,6 +9,28 @@ import socket
 import time
 from pathlib import Path
 
+#: Variables PyFlink sets in a process that ran a local job (its loopback Python
+#: worker lives there). A child that inherits them refuses to start its own
+#: gateway, or sends its Python work to the parent's loopback server: a
+#: TaskManager started with them runs its jobs' Python code in that parent.
+_PYFLINK_RUNTIME_VARS = (
+    "PYFLINK_GATEWAY_DISABLED",
+    "_PYFLINK_CONN_INFO_PATH",
+    "PYTHON_LOOPBACK_SERVER_ADDRESS",
+    "_PYTHON_WORKER_MEMORY_LIMIT",
+    "BOOT_LOG_DIR",
+    "SEMI_PERSISTENT_DIRECTORY",
+    "WORKER_ID",
+    "PIPELINE_OPTIONS",
+    "LOGGING_API_SERVICE_DESCRIPTOR",
+    "CONTROL_API_SERVICE_DESCRIPTOR",
+)
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without PyFlink's per-process runtime variables, for any child it starts."""
+    return {k: v for k, v in os.environ.items() if k not in _PYFLINK_RUNTIME_VARS}
+
 
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs; a zombie counts as dead."""

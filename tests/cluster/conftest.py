@@ -8,7 +8,6 @@ at the end of the session, also when a test or the start itself fails.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from serving.ops.cluster.config import STATE_ENV, ClusterOptions
 from serving.ops.cluster.errors import ClusterError
 from serving.ops.cluster.local import LocalCluster
 from serving.ops.cluster.rest import FlinkRest
+from serving.ops.processes import child_environment
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kafka]
 
@@ -73,7 +73,7 @@ def _clean_cluster(request):
 @pytest.fixture
 def cli(flink_cluster):
     """Run ``modelserving ARGS`` against the session cluster; returns the completed process."""
-    env = {**os.environ, STATE_ENV: str(flink_cluster.state_dir), "MODELSERVING_LOG_LEVEL": "WARNING"}
+    env = {**child_environment(), STATE_ENV: str(flink_cluster.state_dir), "MODELSERVING_LOG_LEVEL": "WARNING"}
 
     def run(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         proc = subprocess.run(

@@ -24,7 +24,7 @@ from serving.testing import model_message as model
 from serving.uris import local_path
 from tests.support.kafka import Publisher, kafka_config_file, read_all, send, wait_for_event
 
-pytestmark = [pytest.mark.cluster, pytest.mark.kafka]
+pytestmark = [pytest.mark.cluster, pytest.mark.kafka, pytest.mark.heavy]
 
 ROWS = wine.read_wine_csv(wine.reference_csv()).features
 

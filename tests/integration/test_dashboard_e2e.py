@@ -36,7 +36,7 @@ from tests.support.http import get
 from tests.support.kafka import send, wait_for_event
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.kafka, pytest.mark.flink]
+pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.heavy]
 
 RATE = 50.0
 SWAP_EVERY_S = 10.0

@@ -37,7 +37,7 @@ from tests.support.kafka import read_all, send, send_tracked, wait_for_event
 from tests.support.pmml_exports import export
 from tests.support.reference import TF_GRAPH
 
-pytestmark = [pytest.mark.kafka, pytest.mark.flink]
+pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.heavy]
 
 IRIS_FIELDS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS = {"type": "record", "name": "iris", "fields": [{"name": n, "type": "double"} for n in IRIS_FIELDS]}

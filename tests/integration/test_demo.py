@@ -11,13 +11,13 @@ import pytest
 
 from serving.kafka.settings import KafkaSettings
 from serving.ops.broker import LocalBroker
-from serving.ops.jobprocess import child_environment
+from serving.ops.processes import child_environment
 from serving.pb.serving_result_pb2 import ServingResult
 from tests.support.kafka import read_all
 from tests.support.processes import alive, descendants
 from tests.support.reference import REFERENCE_MODELS
 
-pytestmark = [pytest.mark.kafka, pytest.mark.flink]
+pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.heavy]
 
 
 def test_demo_runs_end_to_end_and_results_reach_kafka(tmp_path):

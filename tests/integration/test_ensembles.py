@@ -35,7 +35,7 @@ from tests.support.ensembles import IRIS_FIELDS, document, embedded, ensemble_de
 from tests.support.kafka import read_all, send, send_tracked, wait_for_event
 from tests.support.mlserver import model_repository, running_mlserver
 
-pytestmark = [pytest.mark.kafka, pytest.mark.flink]
+pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.heavy]
 
 
 def _publish(settings, descriptor) -> None:

@@ -21,7 +21,8 @@ import pytest
 from flink_jobs.control import latest_checkpoint
 from serving.clock import now_ms
 from serving.kafka.clients import producer
-from serving.ops.jobprocess import LocalJob, child_environment
+from serving.ops.jobprocess import LocalJob
+from serving.ops.processes import child_environment
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records import wine
@@ -29,7 +30,7 @@ from serving.records.wine import encode_record
 from serving.testing import model_message as model
 from tests.support.kafka import read_all, results, send, wait_for_event
 
-pytestmark = [pytest.mark.kafka, pytest.mark.flink]
+pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.heavy]
 
 
 #: Flags for a crash while batches are open: with a 3 s event-time slot and a 3 s

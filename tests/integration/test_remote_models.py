@@ -31,7 +31,7 @@ from serving.pb.serving_result_pb2 import ServingResult
 from tests.support.kafka import read_all, send, send_tracked, wait_for_event
 from tests.support.mlserver import model_repository, running_mlserver
 
-pytestmark = [pytest.mark.kafka, pytest.mark.flink]
+pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.heavy]
 
 
 def _embedded(tmp_path, rows: np.ndarray, target: np.ndarray, names: list[str], version: str):

@@ -29,7 +29,7 @@ from serving.records.wine import encode_record
 from serving.testing import model_message as model
 from tests.support.kafka import read_all, results, send, wait_for_event
 
-pytestmark = [pytest.mark.kafka, pytest.mark.flink]
+pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.heavy]
 
 
 def rule_breaks(

@@ -22,6 +22,7 @@ import yaml
 
 from serving.errors import ConfigError
 from serving.ops.cluster.errors import ClusterError
+from serving.ops.processes import child_environment
 from serving.paths import FLINK_STATE_DIR, JARS_DIR, SAVEPOINTS_DIR
 from serving.settings import JOB_NAMES as ALL_JOB_NAMES
 from serving.settings import SERVING_JOBS, environment
@@ -38,6 +39,20 @@ DEFAULT_REST_PORT = 8081
 DEFAULT_RPC_PORT = 6123
 #: The ident in pid and log file names (``flink-modelserving-taskexecutor.pid``).
 IDENT = "modelserving"
+
+
+def flink_script_environment(conf_dir: Path, log_dir: Path, **more: str) -> dict[str, str]:
+    """The environment of a pyflink/bin script (daemons, ``flink run``): this conf and log directory, our ident.
+
+    Built from this process's environment less every ``FLINK_*`` variable and
+    PyFlink's runtime variables: a caller that ran a local PyFlink job holds a
+    loopback Python worker, and a TaskManager or client that inherited its
+    address would send its jobs' Python work there. ``more``: further variables.
+    """
+    env = {k: v for k, v in child_environment().items() if not k.startswith("FLINK_")}
+    env.update(FLINK_CONF_DIR=str(conf_dir), FLINK_LOG_DIR=str(log_dir), FLINK_IDENT_STRING=IDENT, **more)
+    return env
+
 
 #: The serving jobs a cluster runs, and the names Flink shows for them.
 JOB_NAMES = {kind: ALL_JOB_NAMES[kind] for kind in SERVING_JOBS}

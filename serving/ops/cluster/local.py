@@ -7,7 +7,6 @@ directory, so it never mixes with another cluster.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from serving.ops.cluster.config import (
     ClusterOptions,
     default_state_dir,
     flink_home,
+    flink_script_environment,
     job_jars,
     jsonable,
     render_config,
@@ -98,14 +98,7 @@ class LocalCluster:
 
     def script_env(self) -> dict[str, str]:
         """The environment the pyflink/bin scripts run with: this cluster's conf, log and pid directories."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLINK_")}
-        env.update(
-            FLINK_CONF_DIR=str(self.conf_dir),
-            FLINK_LOG_DIR=str(self.log_dir),
-            FLINK_PID_DIR=str(self.pid_dir),
-            FLINK_IDENT_STRING=IDENT,
-        )
-        return env
+        return flink_script_environment(self.conf_dir, self.log_dir, FLINK_PID_DIR=str(self.pid_dir))
 
     @property
     def rest(self) -> str | None:

@@ -24,12 +24,12 @@ from pathlib import Path
 from serving.errors import ConfigError
 from serving.logs import get_logger
 from serving.ops.cluster.config import (
-    IDENT,
     JOB_NAMES,
     check_job_id,
     client_conf,
     default_state_dir,
     flink_home,
+    flink_script_environment,
     job_jars,
     job_script,
     jsonable,
@@ -59,6 +59,8 @@ class Submission:
         kafka_config: a TOML file the job reads too (secrets, ``extra`` client properties).
         checkpoint_interval_ms: exactly-once checkpoints this often.
         from_savepoint: a savepoint or retained checkpoint to start from.
+        job_args: more flags for the job itself (``flink_jobs/main.py``: ``--selection arrival``,
+            ``--auto-promote`` ...), kept for ``upgrade``.
     """
 
     job: str
@@ -67,6 +69,7 @@ class Submission:
     kafka_config: str | None = None
     checkpoint_interval_ms: int = 2000
     from_savepoint: str | None = None
+    job_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Validate the job kind and numbers."""
@@ -100,7 +103,16 @@ def flink_run_command(
         cmd += ["--bootstrap-servers", submission.kafka_env["MODELSERVING_KAFKA_BOOTSTRAP_SERVERS"]]
     if submission.kafka_config:
         cmd += ["--kafka-config", submission.kafka_config]
-    return cmd
+    return cmd + list(submission.job_args)
+
+
+def client_environment(kafka_env: Mapping[str, str], conf_dir: Path, log_dir: Path) -> dict[str, str]:
+    """The environment of ``flink run``: this process's, less its Flink and PyFlink runtime variables.
+
+    A caller that ran a local PyFlink job holds a loopback Python worker; a
+    client that inherited its address would send the job's Python work there.
+    """
+    return {**flink_script_environment(conf_dir, log_dir), **kafka_env}
 
 
 def submit(
@@ -154,9 +166,7 @@ def submit(
 
     with tempfile.TemporaryDirectory(prefix="client-conf-", dir=state) as conf_dir:
         write_conf_dir(Path(conf_dir), client_conf(rest.address, state))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLINK_")}
-        env.update(submission.kafka_env)
-        env.update(FLINK_CONF_DIR=conf_dir, FLINK_LOG_DIR=str(state / "log"), FLINK_IDENT_STRING=IDENT)
+        env = client_environment(submission.kafka_env, Path(conf_dir), state / "log")
         job_id, code, output = _run_flink(cmd, env, output_log, submitted, timeout if detached else None)
     if code != 0 or job_id is None:
         raise SubmitError(f"{_failure_line(output)} (flink run exit {code}; output in {output_log})")
@@ -281,7 +291,9 @@ def recorded_submission(job_id: str, state_dir: Path | None = None) -> Submissio
     except (OSError, ValueError):
         return None
     names = set(Submission.__dataclass_fields__)
-    return Submission(**{k: v for k, v in record.items() if k in names})
+    fields = {k: v for k, v in record.items() if k in names}
+    fields["job_args"] = tuple(fields.get("job_args", ()))
+    return Submission(**fields)
 
 
 def _failure_line(output: str) -> str:

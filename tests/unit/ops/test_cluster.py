@@ -103,6 +103,14 @@ def test_flink_run_command_passes_the_jar_python_savepoint_and_job_flags_after_a
     assert args[args.index("--bootstrap-servers") + 1] == "k:9092"
 
 
+def test_the_jobs_own_flags_reach_it_and_survive_the_submission_record(tmp_path):
+    submission = Submission("keyed", 1, job_args=("--selection", "arrival", "--auto-promote"))
+    cmd = submit.flink_run_command(submission, "localhost:18081", detached=True)
+    assert cmd[-3:] == ["--selection", "arrival", "--auto-promote"]
+    submit._record(tmp_path, "0" * 32, submission, "localhost:18081")
+    assert submit.recorded_submission("0" * 32, tmp_path).job_args == ("--selection", "arrival", "--auto-promote")
+
+
 def test_kafka_settings_travel_as_environment_without_secrets(monkeypatch):
     settings = KafkaSettings.load(
         bootstrap_servers="b:9093",
@@ -337,3 +345,21 @@ def test_the_local_standalone_cluster_binds_rest_to_loopback(tmp_path):
     assert conf["rest.bind-address"] == "127.0.0.1"
     other = LocalCluster(tmp_path / "other").configure(ClusterOptions(rest_bind_address="10.1.2.3"))
     assert yaml.safe_load((other / "config.yaml").read_text())["rest.bind-address"] == "10.1.2.3"
+
+
+def test_scripts_and_flink_run_never_inherit_a_local_jobs_loopback_worker(tmp_path, monkeypatch):
+    """A process that ran a local PyFlink job holds its Python worker: no TaskManager or client it starts uses it.
+
+    Before the fix, a TaskManager started from such a process ran its jobs' Python code in that process,
+    which took the TaskManager's environment (JAVA_HOME="" among it) into its own.
+    """
+    monkeypatch.setenv("PYTHON_LOOPBACK_SERVER_ADDRESS", "localhost:1")
+    monkeypatch.setenv("PYFLINK_GATEWAY_DISABLED", "true")
+    monkeypatch.setenv("FLINK_CONF_DIR", "/elsewhere")
+    cluster_env = LocalCluster(tmp_path).script_env()
+    client_env = submit.client_environment({"MODELSERVING_KAFKA_GROUP_ID": "g"}, tmp_path / "conf", tmp_path / "log")
+    for env in (cluster_env, client_env):
+        assert "PYTHON_LOOPBACK_SERVER_ADDRESS" not in env and "PYFLINK_GATEWAY_DISABLED" not in env
+        assert env["PATH"] == os.environ["PATH"]
+    assert cluster_env["FLINK_CONF_DIR"] == str(tmp_path / "conf")
+    assert client_env["FLINK_CONF_DIR"] == str(tmp_path / "conf") and client_env["MODELSERVING_KAFKA_GROUP_ID"] == "g"
