@@ -56,7 +56,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 def list_command(args: argparse.Namespace) -> int:
     """Print the scenarios, one per line."""
-    from serving.faults.scenarios import SCENARIOS
+    from serving.faults.catalog import SCENARIOS
 
     for scenario in SCENARIOS.values():
         print(f"{scenario.name:14} {scenario.count}x  {scenario.summary}")
@@ -73,22 +73,34 @@ def run_command(args: argparse.Namespace) -> int:
 
 def campaign_command(args: argparse.Namespace) -> int:
     """Run the chosen scenarios in turn; exit 1 when any failed."""
-    from serving.faults.scenarios import SCENARIOS
+    from serving.faults.catalog import SCENARIOS
 
     names = [n.strip() for n in args.only.split(",")] if args.only else list(SCENARIOS)
-    verdicts = [_run_one(name, args) for name in names]
-    if args.json:
-        _write(args.json, verdicts)
+    verdicts = []
+    for name in names:
+        try:
+            verdicts.append(_run_one(name, args, own_dir=True))
+        except ConfigError:
+            raise
+        except Exception as exc:  # one scenario that could not run must not cost the others their verdicts
+            print(f"  {name}: could not run: {exc}", flush=True)
+            verdicts.append({"scenario": name, "passed": False, "error": str(exc), "counts": _NO_COUNTS})
+        if args.json:  # after each scenario: an interrupted campaign keeps what it has
+            _write(args.json, verdicts)
     _print_summary(verdicts)
     return 0 if all(v["passed"] for v in verdicts) else 1
 
 
-def _run_one(name: str, args: argparse.Namespace) -> dict:
+#: The counts of a scenario that could not run, for the summary table.
+_NO_COUNTS = {"acked": 0, "lost": 0, "duplicated": 0, "restarts": None, "longest_recovery_s": None}
+
+
+def _run_one(name: str, args: argparse.Namespace, own_dir: bool = False) -> dict:
     import dataclasses
 
+    from serving.faults.catalog import SCENARIOS
     from serving.faults.judging import judge_run
     from serving.faults.run import RunPlan, run_scenario
-    from serving.faults.scenarios import SCENARIOS
 
     scenario = SCENARIOS.get(name)
     if scenario is None:
@@ -109,6 +121,8 @@ def _run_one(name: str, args: argparse.Namespace) -> dict:
             checkpoint_interval_ms=2_000,
         )
     work_dir = args.work_dir or CACHE_DIR / "faults" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.work_dir and own_dir:  # a campaign: each scenario's broker, cluster and logs apart
+        work_dir = args.work_dir / name
     print(f"faults run {name}: {scenario.summary}, {scenario.count}x (work dir {work_dir})", flush=True)
     verdict = run_scenario(scenario, plan, work_dir, judge_run, progress=lambda line: print(f"  {line}", flush=True))
     _print_verdict(verdict)
@@ -123,7 +137,7 @@ def _print_verdict(verdict: dict) -> None:
         f"  {verdict['scenario']}: {'PASSED' if verdict['passed'] else 'FAILED'}; acked {counts['acked']}, "
         f"results {counts['results']}, dead letters {counts['dead_letters']}, lost {counts['lost']}, "
         f"duplicated {counts['duplicated']}, restarts {counts['restarts']}, "
-        f"longest recovery {counts['longest_recovery_s']} s",
+        f"longest recovery {_seconds(counts['longest_recovery_s'])}",
         flush=True,
     )
 
@@ -142,3 +156,7 @@ def _write(path: Path, content) -> None:
     if path.is_dir():
         raise ConfigError(f"--json {path} is a directory")
     path.write_text(json.dumps(content, indent=2) + "\n")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"

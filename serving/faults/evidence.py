@@ -3,33 +3,26 @@
 Every read assigns all partitions of a topic directly (no consumer group is
 joined, nothing is committed) and stops at the end of each partition: the last
 stable offset for ``read_committed``, the high watermark for
-``read_uncommitted``, as librdkafka's end-of-partition events report them.
+``read_uncommitted`` (the reader is :mod:`serving.kafka.reading`'s).
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
 
 from google.protobuf.message import DecodeError
 
-from serving.errors import ServingError
 from serving.faults.verdict import Evidence, PartitionOffsets, ScoredResult
 from serving.kafka.clients import consumer
+from serving.kafka.reading import Isolation, TopicReadError, read_to_end, topic_partitions
 from serving.kafka.settings import KafkaSettings
-from serving.logs import get_logger
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.serving_result_pb2 import ServingResult
 
-log = get_logger("faults")
 
-Isolation = Literal["read_committed", "read_uncommitted"]
-
-
-class EvidenceError(ServingError):
+class EvidenceError(TopicReadError):
     """The evidence could not be read completely (a missing topic, a broker error, a timeout)."""
 
     reason = "evidence unreadable"
@@ -67,23 +60,9 @@ def _reader(settings: KafkaSettings, isolation: Isolation, eof: bool):
 
 def _partitions(reader, topic: str, timeout_s: float) -> list[int]:
     try:
-        metadata = reader.list_topics(topic, timeout=timeout_s).topics.get(topic)
-    except Exception as exc:
-        raise EvidenceError(f"cannot list the partitions of {topic}: {exc}") from exc
-    if metadata is None or metadata.error is not None or not metadata.partitions:
-        why = "it does not exist" if metadata is None or not metadata.partitions else str(metadata.error)
-        raise EvidenceError(f"cannot read {topic}: {why}")
-    return sorted(metadata.partitions)
-
-
-def _permanent(kafka_error) -> set[int]:
-    """Error codes that waiting will not cure (the same as the project's poll loop treats so)."""
-    return {
-        kafka_error.UNKNOWN_TOPIC_OR_PART,
-        kafka_error.TOPIC_AUTHORIZATION_FAILED,
-        kafka_error._AUTHENTICATION,
-        kafka_error.SASL_AUTHENTICATION_FAILED,
-    }
+        return topic_partitions(reader, topic, timeout_s)
+    except TopicReadError as exc:
+        raise EvidenceError(str(exc)) from exc
 
 
 def read_values(settings: KafkaSettings, topic: str, isolation: Isolation, timeout_s: float = 120.0) -> Iterator[bytes]:
@@ -93,34 +72,10 @@ def read_values(settings: KafkaSettings, topic: str, isolation: Isolation, timeo
         EvidenceError: The topic is missing, the client reports a fatal or permanent
             error, or some partition's end was not reached within ``timeout_s``.
     """
-    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
-
-    reader = _reader(settings, isolation, eof=True)
     try:
-        pending = set(_partitions(reader, topic, min(timeout_s, 30.0)))
-        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise EvidenceError(
-                    f"reading {topic} ({isolation}) did not reach the end of partitions "
-                    f"{sorted(pending)} within {timeout_s:.0f}s"
-                )
-            message = reader.poll(min(left, 1.0))
-            if message is None:
-                continue
-            error = message.error()
-            if error is None:
-                yield message.value() or b""
-            elif error.code() == KafkaError._PARTITION_EOF:
-                pending.discard(message.partition())
-            elif error.fatal() or error.code() in _permanent(KafkaError):
-                raise EvidenceError(f"reading {topic} ({isolation}) failed: {error.str()}")
-            else:
-                log.warning("consumer error, retrying", extra={"topic": topic, "error": error.str()})
-    finally:
-        reader.close()
+        yield from read_to_end(_reader(settings, isolation, eof=True), topic, isolation, timeout_s)
+    except TopicReadError as exc:
+        raise EvidenceError(str(exc)) from exc
 
 
 def read_results(settings: KafkaSettings, isolation: Isolation, timeout_s: float = 120.0) -> TopicRead:

@@ -3,8 +3,9 @@
 Records are wine rows at a steady rate, produced with ``acks=all`` and
 idempotence; only a record the broker acknowledged counts as sent, so a
 fault that fails a send cannot make the oracle blame the job. A new model
-version (alternately the linear PMML and the TF graph) is published every
-``model_every_s``. With ``poison_share`` a seeded share of the records is
+version (alternately the linear PMML and the TF graph, or the kinds a
+scenario names) is published every ``model_every_s``; the rate may change
+while running (a burst). With ``poison_share`` a seeded share of the records is
 garbage and every model version is followed by a corrupt model message:
 those must end as dead letters and rejected model events.
 """
@@ -28,7 +29,7 @@ from serving.testing import corrupt_model_message, model_message
 
 log = get_logger("faults.generator")
 
-#: Model kinds published in turn (serving.testing.REFERENCE_MODELS).
+#: Model kinds published in turn (serving.testing.REFERENCE_MODELS; ``slow``: serving.faults.slow_model).
 MODEL_KINDS = ("linear", "tf")
 
 
@@ -68,10 +69,11 @@ class Generator(threading.Thread):
         model_every_s: float = 30.0,
         poison_share: float = 0.0,
         seed: int = 19,
+        model_kinds: tuple[str, ...] = MODEL_KINDS,
     ) -> None:
         super().__init__(name="faults-generator", daemon=True)
         self.settings, self.rate, self.model_every_s = settings, rate, model_every_s
-        self.poison_share = poison_share
+        self.poison_share, self.model_kinds = poison_share, model_kinds
         self.random = random.Random(seed)
         self.features: np.ndarray = wine.read_wine_csv(wine.reference_csv()).features
         self.truth = GroundTruth()
@@ -82,10 +84,17 @@ class Generator(threading.Thread):
 
     def publish_model(self, out=None) -> PublishedModel:
         """Publish the next model version now (and a corrupt one after it when poisoning)."""
-        version = f"m{len(self.truth.models)}"
-        kind = MODEL_KINDS[len(self.truth.models) % len(MODEL_KINDS)]
+        number = len(self.truth.models)
+        version = f"m{number}"
+        kind = self.model_kinds[number % len(self.model_kinds)]
         created = now_ms()
-        published = PublishedModel(version, kind, created, model_message(kind, version, created))
+        if kind == "slow":
+            from serving.faults.slow_model import slow_model_message
+
+            message = slow_model_message(version, created, seed=number)
+        else:
+            message = model_message(kind, version, created)
+        published = PublishedModel(version, kind, created, message)
         own = out is None
         out = out or producer(self.settings, acks="all")
         out.produce(self.settings.topics.models, published.message, key=b"wine")
@@ -108,14 +117,13 @@ class Generator(threading.Thread):
         out = producer(self.settings, acks="all", **{"enable.idempotence": True})
         next_model = time.monotonic() + self.model_every_s
         tick = 0.05
-        per_tick = self.rate * tick
         owed = 0.0
         while not self._halt.is_set():
             started = time.monotonic()
             if started >= next_model:
                 self.publish_model(out)
                 next_model += self.model_every_s
-            owed += per_tick
+            owed += self.rate * tick  # read each tick: a burst changes the rate while running
             while owed >= 1:
                 owed -= 1
                 self._send_one(out)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import collections
 import json
 
+from serving.faults.catalog import Scenario
 from serving.faults.evidence import collect
 from serving.faults.expected import offline_scores
 from serving.faults.logscan import scan_logs
 from serving.faults.oracle import check_loss, judge
 from serving.faults.run import RunRecord, record_summary
-from serving.faults.scenarios import Scenario
 
 
 def judge_run(record: RunRecord, scenario: Scenario) -> dict:
@@ -19,6 +19,7 @@ def judge_run(record: RunRecord, scenario: Scenario) -> dict:
     C8 expects ``scenario.restarts_per_fault`` restarts per fault; a scenario
     whose faults may or may not restart the job (None) leaves C8 inconclusive.
     Python workers left behind by a killed TaskManager are counted beside the checks.
+    A negative control (``scenario.must_fail``) passes only when the checks it names fail.
     """
     from serving.records import wine
 
@@ -37,7 +38,7 @@ def judge_run(record: RunRecord, scenario: Scenario) -> dict:
         expected_restarts = scenario.restarts_per_fault * len(record.faults)
     verdict = judge(
         evidence,
-        expected=offline_scores(record.truth, features),
+        expected=offline_scores(record.truth, features, _ids_by_version(evidence.results)),
         restarts=record.restarts if expected_restarts is not None else None,
         faults=expected_restarts if expected_restarts is not None else len(record.faults),
         log_findings=findings,
@@ -51,7 +52,24 @@ def judge_run(record: RunRecord, scenario: Scenario) -> dict:
     # Not a check of the output: PyFlink workers a SIGKILLed TaskManager leaves behind (the run kills them).
     result["orphan_python_workers"] = len(record.orphans)
     result["fenced_recommits_after_recovery"] = len(recommits)
+    if scenario.must_fail:
+        _as_negative_control(result, scenario.must_fail)
     return {"scenario": scenario.name, **{k: v for k, v in result.items() if k != "scenario"}}
+
+
+def _ids_by_version(results) -> dict[str, set[str]]:
+    """The record ids each model version's results name: what C4 scores offline per version."""
+    found: dict[str, set[str]] = collections.defaultdict(set)
+    for result in results:
+        found[result.model_version].add(result.record_id)
+    return found
+
+
+def _as_negative_control(result: dict, must_fail: tuple[str, ...]) -> None:
+    """A negative control passes when each of ``must_fail`` failed: the oracle saw what the fault did."""
+    statuses = {name: result["checks"][name]["status"] for name in must_fail}
+    result["negative_control"] = {"must_fail": list(must_fail), "statuses": statuses}
+    result["passed"] = all(status == "fail" for status in statuses.values())
 
 
 #: The lines of a commit after recovery that found its transaction's producer fenced.

@@ -46,7 +46,9 @@ class OutputWatcher(threading.Thread):
                         if message.topic() == results:
                             record_id = ServingResult.FromString(message.value()).record_id
                         else:
-                            record_id = DeadLetter.FromString(message.value()).record_id
+                            letter = DeadLetter.FromString(message.value())
+                            # A model's or a control message's dead letter names no input record.
+                            record_id = letter.record_id if letter.source in ("data", "scoring") else ""
                     except Exception:
                         continue
                     if record_id and record_id not in self.seen:

@@ -12,7 +12,8 @@ The run, as issue 19 sets it:
 4. Each fault fires only after a new checkpoint completed; the run measures
    when the job runs again, its next completed checkpoint, and when the
    committed output caught up with what was acknowledged before the fault.
-5. The end: stop the input, wait for 2 more completed checkpoints, stop the
+5. The end: stop the input, wait until the committed output caught up with
+   it (a backlog drains), wait for 2 more completed checkpoints, stop the
    job with a savepoint (``flink stop``), then judge the evidence
    (:mod:`serving.faults.oracle`). Everything started is stopped, also on
    Ctrl-C or SIGTERM; the work directory stays for inspection.
@@ -27,9 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.faults.catalog import Scenario
 from serving.faults.generator import Generator, GroundTruth
 from serving.faults.progress import OutputWatcher, completed_checkpoints, wait_all_running, wait_new_checkpoint
-from serving.faults.scenarios import Scenario, Stage, kill_all, orphan_workers
+from serving.faults.scenarios import kill_all, orphan_workers
+from serving.faults.stage import Stage
 from serving.kafka.clients import create_topics
 from serving.kafka.settings import KafkaSettings, Topics
 from serving.logs import get_logger
@@ -59,6 +62,9 @@ class RunPlan:
     broker_down_s: float = 30.0
     broker_pause_s: float = 20.0
     worker_stall_s: float = 90.0
+    restore_after_s: float = 60.0
+    #: At the end, how long the committed output may take to catch up with the input before the final checkpoints.
+    drain_timeout_s: float = 600.0
     duration_s: float | None = None
 
 
@@ -123,27 +129,30 @@ def run_scenario(
         port = free_port()
         status = broker.start(port=port, tie_to_parent=True)
         progress(f"broker up at {status.bootstrap}")
-        settings = _run_settings(status.bootstrap, scenario.name, suffix)
-        cluster.start(
-            ClusterOptions(
-                rest_port=free_port(),
-                rpc_port=free_port(),
-                slots=plan.parallelism,
-                savepoint_dir=work_dir / "savepoints",
-                flink=CLUSTER_FLINK,
-            )
+        settings = _run_settings(status.bootstrap, scenario.name, suffix, scenario.transaction_timeout_ms)
+        cluster_options = ClusterOptions(
+            rest_port=free_port(),
+            rpc_port=free_port(),
+            slots=plan.parallelism,
+            savepoint_dir=work_dir / "savepoints",
+            flink=CLUSTER_FLINK,
         )
+        cluster.start(cluster_options)
         rest = FlinkRest(cluster.rest)
         progress(f"cluster up at {cluster.rest}")
         generator = Generator(
-            settings, rate=plan.rate, model_every_s=plan.model_every_s, poison_share=scenario.poison_share
+            settings,
+            rate=plan.rate,
+            model_every_s=plan.model_every_s,
+            poison_share=scenario.poison_share,
+            model_kinds=scenario.model_kinds,
         )
         generator.publish_model()  # the job starts with a model (the model source reads from the earliest)
         submission = Submission(
             job="keyed",
             parallelism=plan.parallelism,
             kafka_env=settings.to_environment(),
-            checkpoint_interval_ms=plan.checkpoint_interval_ms,
+            checkpoint_interval_ms=scenario.checkpoint_interval_ms or plan.checkpoint_interval_ms,
         )
         job_id = submit(submission, cluster.rest, work_dir)
         progress(f"job {job_id} running at parallelism {plan.parallelism}")
@@ -162,6 +171,10 @@ def run_scenario(
             broker_pause_s=plan.broker_pause_s,
             worker_stall_s=plan.worker_stall_s,
             submission=submission,
+            settings=settings,
+            cluster_options=cluster_options,
+            restore_after_s=plan.restore_after_s,
+            generator=generator,
         )
         time.sleep(plan.warm_up_s)
         checkpoints, _ = wait_new_checkpoint(rest, job_id, 0, plan.recovery_timeout_s)
@@ -172,25 +185,34 @@ def run_scenario(
             acked = len(generator.truth.acked_ids)
             injected = time.time()
             what = scenario.inject(stage)
-            if stage.job_id != job_id:  # the fault replaced the job (rescale): follow the new one
-                job_id, checkpoints = stage.job_id, 0
+            # The fault may replace the job (rescale, a restore) and the REST client (a restarted cluster).
+            replaced, rest = stage.job_id != job_id, stage.rest
+            job_id = stage.job_id
             fault = FaultRecord(what, injected, acked)
             record.faults.append(fault)
             progress(f"fault {n + 1}/{scenario.count}: {what}")
-            _measure_recovery(fault, rest, job_id, watcher, plan, expect_restart=bool(scenario.restarts_per_fault))
+            expect_restart = bool(scenario.restarts_per_fault) and not replaced
+            _measure_recovery(fault, rest, job_id, watcher, plan, expect_restart=expect_restart)
             checkpoints = completed_checkpoints(rest, job_id)[0]
             progress(f"  recovered: {fault.durations()}")
             time.sleep(plan.between_faults_s)
-        if plan.duration_s:
-            time.sleep(max(0.0, plan.duration_s - (time.time() - record.faults[0].injected_at)))
+        duration = plan.duration_s or scenario.duration_s
+        if duration:
+            time.sleep(max(0.0, duration - (time.time() - record.faults[0].injected_at)))
         generator.stop()
         if generator.error is not None:
             raise RuntimeError(f"the generator failed: {generator.error}")
-        progress(f"input stopped: {len(generator.truth.acked_ids)} records acknowledged")
+        acked = len(generator.truth.acked_ids)
+        progress(f"input stopped: {acked} records acknowledged")
+        # A backlog (a burst over a slow model) must drain before the end: the job stops without draining.
+        drained = watcher.reached(acked, plan.drain_timeout_s)
+        late = f"output not caught up in {plan.drain_timeout_s:.0f}s"
+        progress("output caught up with the input" if drained else late)
         for _ in range(2):
             checkpoints, _ = wait_new_checkpoint(rest, job_id, checkpoints, plan.recovery_timeout_s)
         # numRestarts leaves out region restarts (what a lost TaskManager causes): take the larger count.
-        record.restarts = max(rest.restarts(job_id), rest.failures(job_id))
+        # A job resubmitted after a crash starts counting again: its restores count as restarts.
+        record.restarts = max(rest.restarts(job_id), rest.failures(job_id)) + stage.restores
         record.savepoint = rest.stop_with_savepoint(job_id, str(work_dir / "savepoints"))
         progress(f"job stopped with savepoint {record.savepoint}")
         record.orphans = orphan_workers(started)
@@ -234,13 +256,16 @@ def _measure_recovery(
     fault.caught_up_at = watcher.reached(fault.acked_before, plan.recovery_timeout_s)
 
 
-def _run_settings(bootstrap: str, scenario: str, suffix: str) -> KafkaSettings:
+def _run_settings(
+    bootstrap: str, scenario: str, suffix: str, transaction_timeout_ms: int | None = None
+) -> KafkaSettings:
     """Kafka settings of one run: its own topics, group and transactional-id prefix."""
     base = KafkaSettings.load(bootstrap_servers=bootstrap)
     topics = Topics.prefixed(f"faults-{scenario}-{suffix}")
-    settings = base.model_copy(
-        update={"topics": topics, "group_id": f"faults-{suffix}", "transactional_id_prefix": f"faults-{suffix}"}
-    )
+    update = {"topics": topics, "group_id": f"faults-{suffix}", "transactional_id_prefix": f"faults-{suffix}"}
+    if transaction_timeout_ms:
+        update["transaction_timeout_ms"] = transaction_timeout_ms
+    settings = base.model_copy(update=update)
     create_topics(settings, topics, settings.partitions, partitions_by_role={"models": 1})
     return settings
 

@@ -4,7 +4,8 @@ A scenario is one function that injects one fault into a :class:`Stage` and
 returns once the fault is over (a killed process replaced, a paused one
 resumed); the runner calls it ``count`` times, each time only after a new
 checkpoint completed, and measures the recovery. A new scenario is one
-function here plus its entry in :data:`SCENARIOS`.
+function (here, in :mod:`~serving.faults.restores` or :mod:`~serving.faults.mixes`)
+plus its entry in :data:`serving.faults.catalog.SCENARIOS`.
 """
 
 from __future__ import annotations
@@ -13,33 +14,13 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from serving.faults.stage import Stage
 from serving.logs import get_logger
-from serving.ops.broker import LocalBroker
-from serving.ops.cluster.local import LocalCluster
-from serving.ops.cluster.rest import FlinkRest
-from serving.ops.cluster.submit import Submission, submit
+from serving.ops.cluster.submit import submit
 
 log = get_logger("faults")
-
-
-@dataclass
-class Stage:
-    """What a fault acts on: the cluster, its REST API, the job, the broker, and where logs go."""
-
-    cluster: LocalCluster
-    rest: FlinkRest
-    job_id: str
-    broker: LocalBroker
-    broker_port: int
-    work_dir: Path
-    broker_down_s: float = 30.0
-    broker_pause_s: float = 20.0
-    worker_stall_s: float = 90.0
-    submission: Submission | None = None
 
 
 def kill_taskmanager(stage: Stage) -> str:
@@ -172,52 +153,6 @@ def rescale(stage: Stage) -> str:
     old = stage.job_id
     stage.job_id = submit(stage.submission, stage.cluster.rest or "", stage.work_dir)
     return f"job {old} stopped with a savepoint, resumed as {stage.job_id} at parallelism {parallelism}"
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A named fault, how often it fires, and what the run expects of it.
-
-    Attributes:
-        restarts_per_fault: the job restarts each fault must cause (C8);
-            None when the fault may or may not restart the job (the broker
-            faults: clients retry through a short outage).
-        poison_share: share of garbage records, with corrupt models (the ``poison`` scenario).
-    """
-
-    name: str
-    summary: str
-    inject: Callable[[Stage], str]
-    count: int
-    restarts_per_fault: int | None = 1
-    poison_share: float = 0.0
-
-
-SCENARIOS: dict[str, Scenario] = {
-    s.name: s
-    for s in (
-        Scenario("tm-kill", "TaskManager SIGKILL, a spare started first", kill_taskmanager, 3),
-        Scenario("worker-kill", "Python workers SIGKILL, then a check for orphans", kill_python_worker, 3),
-        Scenario("worker-stall", "Python worker SIGSTOP for 90 s", stall_python_worker, 1, None),
-        Scenario("broker-kill", "broker SIGKILL, down 30 s", kill_broker, 2, None),
-        Scenario("broker-pause", "broker SIGSTOP 20 s", pause_broker, 3, None),
-        Scenario("rescale", "stop with a savepoint, resume at parallelism 1, then 2 again", rescale, 2, 0),
-        Scenario(
-            "prefix-clash",
-            "negative control: a second job with the same transactional-id prefix, which the guard refuses",
-            submit_same_prefix,
-            1,
-            0,
-        ),
-        Scenario(
-            "poison",
-            "10 % seeded garbage records and corrupt models, with one TaskManager kill",
-            kill_taskmanager,
-            1,
-            poison_share=0.1,
-        ),
-    )
-}
 
 
 def _all_pids() -> list[int]:

@@ -73,6 +73,19 @@ class FlinkRest:
         """Checkpoint statistics of a job (``counts``, ``latest``)."""
         return self._call("GET", f"/jobs/{check_job_id(job_id)}/checkpoints")
 
+    def backpressure(self, job_id: str) -> dict[str, str]:
+        """Each vertex's back-pressure level (``ok``, ``low``, ``high``), by vertex name.
+
+        Flink derives it from the tasks' back-pressured time; a vertex not yet
+        sampled reports no level and is left out.
+        """
+        levels = {}
+        for vertex in self.job(job_id).get("vertices", []):
+            info = self._call("GET", f"/jobs/{check_job_id(job_id)}/vertices/{vertex['id']}/backpressure")
+            if info.get("backpressureLevel"):
+                levels[vertex.get("name", vertex["id"])] = info["backpressureLevel"]
+        return levels
+
     def root_exception(self, job_id: str) -> str:
         """The first line of the job's latest failure, or an empty string."""
         info = self._call("GET", f"/jobs/{check_job_id(job_id)}/exceptions")

@@ -34,3 +34,12 @@ def test_an_unknown_version_or_id_has_no_offline_score(wine_data):
     expected = offline_scores(truth, wine_data.features)
     assert expected("m2", "r0") is None
     assert expected("m1", "r1") is None
+
+
+def test_a_version_scores_only_the_records_its_results_name(wine_data):
+    truth = GroundTruth(rows={"r0": 0, "r7": 7, "r1600": 1})
+    truth.models.append(PublishedModel("m1", "tf", 1, model_message("tf", "m1", 1)))
+    expected = offline_scores(truth, wine_data.features, wanted={"m1": {"r7", "r1600"}})
+    classes = tf_classes(wine_data.features[[7, 1]])
+    assert [expected("m1", r) for r in ("r7", "r1600")] == [float(c) for c in classes]
+    assert expected("m1", "r0") is None  # no result named it: not scored, so C4 reports it
