@@ -175,6 +175,14 @@ class ServingOptions(BaseModel, frozen=True):
         late_records: a record already behind the watermark when it arrives:
             ``score`` it with the model serving then, or send it to the dead
             letters as ``late``. Never dropped silently.
+        promotion_min_n: a challenger is recommended for promotion only after
+            this many comparisons with the champion (serving.rollout.promotion).
+        promotion_threshold: ... and once the Wilson lower bound (95 %) of its
+            agreement rate is at least this, with no more errors than the champion.
+        auto_promote: act on a recommendation: the job publishes a PROMOTE
+            control message for it (else it only reports ``PROMOTE_RECOMMENDED``).
+        comparison_tolerance: two regression scores agree when they differ by at most this.
+        keep_versions: versions a data type's lineup remembers (for ROLLBACK without a re-publish).
     """
 
     model_config = HIDE_INPUT
@@ -205,6 +213,11 @@ class ServingOptions(BaseModel, frozen=True):
     require_signatures: bool = False
     selection: Literal["event-time", "arrival"] = "event-time"
     late_records: Literal["score", "dead-letter"] = "score"
+    promotion_min_n: int = Field(1_000, ge=1)
+    promotion_threshold: float = Field(0.95, gt=0.0, lt=1.0)
+    auto_promote: bool = False
+    comparison_tolerance: float = Field(0.5, ge=0.0)
+    keep_versions: int = Field(3, ge=1)
 
     @model_validator(mode="after")
     def _signatures_need_keys(self) -> ServingOptions:

@@ -264,6 +264,10 @@ class FakeRuntimeContext:
         """A new list state."""
         return FakeListState()
 
+    def get_map_state(self, descriptor) -> FakeMapState:
+        """A new map state."""
+        return FakeMapState()
+
     def get_index_of_this_subtask(self) -> int:
         """This instance's index."""
         return self.subtask

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 
 from serving.clock import now_ms
 from serving.core.model import BatchScores, Model
@@ -11,15 +12,27 @@ from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import MemberOutcome, ServingResult
 from serving.pb.wine_record_pb2 import WineRecord
+from serving.records.wire import NOWHERE, Coordinates
+
+#: The role of a result the data type's champion produced (a canary's result says "canary").
+CHAMPION_ROLE = "champion"
 
 
-def results_for(model: Model, records: list[WineRecord], scores: BatchScores) -> list[ServingResult]:
+def results_for(
+    model: Model, records: list[WineRecord], scores: BatchScores, where: Sequence[Coordinates] | None = None
+) -> list[ServingResult]:
     """One ``ServingResult`` per record, naming the model and version that scored it.
 
     A remote model's scores also carry the version its server reported (``served_version``);
     an ensemble's, per record the member that decided (``decided_by``) and every member's outcome.
+
+    Provenance: every result carries the scoring artifact's SHA-256 (``model_sha256``),
+    role ``champion``, and where its record was read (``source_topic``, ``source_partition``,
+    ``source_offset``): ``where[i]`` for record i when given, else the record's own ``where``
+    (a decoded ``DataRecord`` knows it); a record read from nowhere known leaves them unset.
     """
     share = scores.duration_ns // max(len(records), 1)
+    sha256 = getattr(model, "artifact_sha256", "")  # a stand-in model (tests, benchmarks) has no artifact
     served_version = getattr(scores, "served_version", "")
     decided_by = getattr(scores, "decided_by", ())
     outcomes = [
@@ -39,7 +52,10 @@ def results_for(model: Model, records: list[WineRecord], scores: BatchScores) ->
             score=values[i],
             duration_ns=share,
             served_version=served_version,
+            model_sha256=sha256,
+            role=CHAMPION_ROLE,
         )
+        locate(result, where[i] if where is not None else getattr(record, "where", NOWHERE))
         if probabilities is not None:
             result.probabilities.extend(probabilities[i])
         if scores.labels:  # also without probabilities: a label-only classifier's score is an index into them
@@ -49,6 +65,12 @@ def results_for(model: Model, records: list[WineRecord], scores: BatchScores) ->
             result.members.extend(outcomes)
         results.append(result)
     return results
+
+
+def locate(result: ServingResult, where: Coordinates) -> None:
+    """Set ``result``'s source coordinates from ``where``, unless it is unknown (no topic, no offset)."""
+    if where.topic or where.offset >= 0:  # a file's row has no topic but an offset (its row number)
+        result.source_topic, result.source_partition, result.source_offset = where.topic, where.partition, where.offset
 
 
 #: Leading bytes of the original message a dead letter keeps unless told otherwise.
@@ -112,6 +134,16 @@ def result_to_json(result: ServingResult) -> str:
             {"name": m.name, "version": m.version, "status": m.status, "latency_us": m.latency_us}
             for m in result.members
         ]
+    if result.role:
+        out["role"] = result.role
+    if result.model_sha256:
+        out["model_sha256"] = result.model_sha256
+    if result.model_sha256:  # a result of this release: its source is known (offset 0 included)
+        out["source"] = {
+            "topic": result.source_topic,
+            "partition": result.source_partition,
+            "offset": result.source_offset,
+        }
     return json.dumps(out)
 
 

@@ -184,6 +184,12 @@ class ModelCache:
         for key in [k for k in self._models if k not in wanted]:
             self._models.pop(key).close()
 
+    def forget(self, model: Model) -> None:
+        """Close and forget ``model`` (one admitted but then refused): the next use rebuilds from state."""
+        cached = self._models.pop(_cache_key(model), None)
+        if cached is not None:
+            cached.close()
+
     def close(self) -> None:
         """Close every cached model."""
         self.retain(())

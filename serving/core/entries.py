@@ -8,10 +8,14 @@ when it is due::
     0x01 | ts (8) | kafka ts (8) | partition (4) | offset (8) | checked (1)
          | len (2) + data type | len (2) + topic | the record's bytes
 
-A checked ``WineRecord`` with its own id needs none of that header, and the
-wine path is the hot one: it keeps the short format of issue 8, ``0x00 | ts
-(8) | WineRecord bytes``. Bare ``WineRecord`` bytes (before issue 8) are
-still read.
+A checked ``WineRecord`` with its own id needs little of that header, and
+the wine path is the hot one: it keeps a short format with only where it was
+read (for the results' provenance, issue 17)::
+
+    0x03 | ts (8) | partition (4) | offset (8) | len (2) + topic | WineRecord bytes
+
+The short format of issue 8, ``0x00 | ts (8) | WineRecord bytes`` (no
+coordinates), and bare ``WineRecord`` bytes (before issue 8) are still read.
 
 A batch of records that crossed from the JVM together is kept as ONE list
 element, a group (issue 16), so a flush reads a few elements rather than
@@ -30,8 +34,9 @@ from dataclasses import dataclass
 from serving.pb.wine_record_pb2 import WineRecord
 from serving.records.wire import NOWHERE, Coordinates
 
-_V1, _V2, _GROUP = b"\x00", b"\x01", b"\x02"
+_V1, _V2, _GROUP, _WINE = b"\x00", b"\x01", b"\x02", b"\x03"
 _HEAD = struct.Struct(">qqiq?")
+_WINE_HEAD = struct.Struct(">qiqH")
 _GROUP_HEAD = struct.Struct(">qqI")
 _LENGTH = struct.Struct(">I")
 _NO_TIME = -(2**63)
@@ -53,9 +58,14 @@ class Entry:
 
 def encode_entry(entry: Entry) -> bytes:
     """The bytes a buffer keeps for ``entry`` (a checked ``WineRecord``: the short format)."""
-    if entry.wine is not None:
-        return b"".join((_V1, entry.ts.to_bytes(8, "big", signed=True), entry.payload))
     where = entry.where
+    if entry.wine is not None:
+        if not where.topic and where.offset < 0:
+            return b"".join((_V1, entry.ts.to_bytes(8, "big", signed=True), entry.payload))
+        topic = where.topic.encode()
+        return b"".join(
+            (_WINE, _WINE_HEAD.pack(entry.ts, where.partition, where.offset, len(topic)), topic, entry.payload)
+        )
     names = _NAMES.get((entry.data_type, where.topic))
     if names is None:
         names = _names(entry.data_type, where.topic)
@@ -79,7 +89,7 @@ def _names(data_type: str, topic: str) -> bytes:
 
 def entry_ts(raw: bytes) -> int:
     """The event time of a kept entry, read without decoding the record (old formats: parsed)."""
-    if raw[:1] in (_V1, _V2, _GROUP):  # a group: its earliest
+    if raw[:1] in (_V1, _V2, _GROUP, _WINE):  # a group: its earliest
         return int.from_bytes(raw[1:9], "big", signed=True)
     return WineRecord.FromString(bytes(raw)).ts
 
@@ -98,6 +108,13 @@ def decode_entry(raw: bytes) -> Entry:
         payload = raw[at + 2 + size :]
         where = Coordinates(topic, partition, offset, None if kafka_ts == _NO_TIME else kafka_ts)
         return Entry(ts, data_type, where, payload, checked)
+    if raw[:1] == _WINE:
+        ts, partition, offset, size = _WINE_HEAD.unpack_from(raw, 1)
+        at = 1 + _WINE_HEAD.size
+        where = Coordinates(raw[at : at + size].decode(), partition, offset, None)
+        payload = raw[at + size :]
+        record = WineRecord.FromString(payload)
+        return Entry(ts, record.data_type, where, payload, True, record)  # checked on arrival
     payload = raw[9:] if raw[:1] == _V1 else raw
     record = WineRecord.FromString(payload)
     return Entry(record.ts, record.data_type, NOWHERE, payload, True, record)  # checked on arrival

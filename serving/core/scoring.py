@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter, results_for
 from serving.core.entries import Entry
 from serving.core.member_stats import MemberServingStats, tally
@@ -21,12 +22,14 @@ from serving.core.model import Model
 from serving.core.remote_batches import is_asynchronous, remote_batch
 from serving.core.timeline import assign
 from serving.errors import InputError, InputRangeError, ServingError
+from serving.pb.comparison_pb2 import ArchivedRecord, Comparison
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records.base import Record, check_timestamp
 from serving.records.features import feature_matrix
 from serving.records.schema import DataTypeSchema, SchemaRegistry
-from serving.records.wire import NOWHERE, Coordinates, UnknownDataType, decode
+from serving.records.wire import NOWHERE, Coordinates, DataRecord, UnknownDataType, decode
+from serving.rollout.rendezvous import Challengers, challenge
 from serving.settings import ServingOptions
 
 NO_MODEL = "no model"
@@ -45,6 +48,35 @@ class Scored:
     held: list[Record] = field(default_factory=list)
     #: batches for remote models, scored by the async operator: (data type, the records' times, RemoteBatch bytes)
     remote: list[tuple[str, list[int], bytes]] = field(default_factory=list)
+    #: champion-versus-challenger comparisons, one per record per shadow and per canary record
+    comparisons: list[Comparison] = field(default_factory=list)
+    #: a decoy's copies of the records scored (:mod:`serving.rollout.rendezvous`)
+    archive: list[ArchivedRecord] = field(default_factory=list)
+
+
+class Locations:
+    """Where records were read, for records that cannot say it themselves.
+
+    A decoded ``DataRecord`` carries its coordinates (``where``); a
+    ``WineRecord`` is a protobuf message and has no room for them, so they are
+    noted here, by the record object, while it is being scored. The record is
+    kept with them: its ``id()`` cannot be reused while it is noted.
+    """
+
+    def __init__(self) -> None:
+        self._by_record: dict[int, tuple[Record, Coordinates]] = {}
+
+    def note(self, record: Record, where: Coordinates) -> None:
+        """Remember that ``record`` was read at ``where`` (unknown coordinates are not kept)."""
+        if where.topic or where.offset >= 0:
+            self._by_record[id(record)] = (record, where)
+
+    def of(self, record: Record) -> Coordinates:
+        """Where ``record`` was read: as noted, else its own ``where``, else :data:`NOWHERE`."""
+        noted = self._by_record.get(id(record))
+        if noted is not None and noted[0] is record:
+            return noted[1]
+        return getattr(record, "where", NOWHERE)
 
 
 def decode_data(
@@ -82,12 +114,18 @@ def decode_data(
 
 
 def decode_entries(
-    entries: Iterable[Entry], registry: SchemaRegistry, options: ServingOptions, records_up_to: int
+    entries: Iterable[Entry],
+    registry: SchemaRegistry,
+    options: ServingOptions,
+    records_up_to: int,
+    locations: Locations | None = None,
 ) -> tuple[list[Record], list[DeadLetter], list[Entry]]:
     """Due entries as records, dead letters, and entries that still wait for their data type's schema.
 
     An entry whose data type has no schema waits up to ``options.max_hold_ms``
     past its time; then it is dead-lettered as ``unknown data type``.
+    ``locations``, when given, learns where each ``WineRecord`` was read (the
+    entry's coordinates; a checked wine record kept in the short format has none).
     """
     records: list[Record] = []
     letters: list[DeadLetter] = []
@@ -95,6 +133,8 @@ def decode_entries(
     for entry in entries:
         if entry.wine is not None:  # checked when it came, parsed when read back: the wine fast path
             records.append(entry.wine)
+            if locations is not None:
+                locations.note(entry.wine, entry.where)
             continue
         decoded = decode_data(entry.payload, options, entry.data_type, registry, entry.where)
         if decoded is None:
@@ -116,6 +156,8 @@ def decode_entries(
             letters.append(decoded)
         else:
             records.append(decoded)
+            if locations is not None and not isinstance(decoded, DataRecord):  # a DataRecord knows its ``where``
+                locations.note(decoded, entry.where)
     return records, letters, waiting
 
 
@@ -132,6 +174,8 @@ def score_due(
     max_hold_ms: int = 0,
     max_payload_bytes: int = ServingOptions().dead_letter_max_payload_bytes,
     asynchronous: bool = False,
+    challengers: Mapping[str, Challengers] | None = None,
+    locations: Locations | None = None,
 ) -> Scored:
     """Score ``records`` by the event-time rule of :mod:`serving.core.timeline`.
 
@@ -149,6 +193,16 @@ def score_due(
     dead-lettered too: nothing is lost silently. ``asynchronous``: a remote
     model's batches are not scored here but go to ``remote`` as
     ``RemoteBatch`` messages (:mod:`serving.core.remote_batches`).
+
+    ``challengers`` (by data type): after the champion scored a batch, its
+    shadows and canary score it too and a decoy archives it
+    (:func:`serving.rollout.rendezvous.challenge`): canary records get the
+    canary's result, and ``comparisons`` and ``archive`` fill. Only batches the
+    champion scored here are challenged: not a remote champion's batches sent
+    to the async operator, nor rows dead-lettered for the champion. Without
+    challengers the results are the champion's alone. ``locations``: where
+    records that cannot carry their coordinates were read (:class:`Locations`),
+    for the results' provenance.
     """
     out = Scored()
     by_type: dict[str, list[Record]] = {}
@@ -157,10 +211,20 @@ def score_due(
     for data_type, group in by_type.items():
         timeline = timelines.get(data_type, ())
         assignment = assign(group, timeline, hold=hold)
+        rivals = challengers.get(data_type) if challengers is not None else None
         for model, run in assignment.runs:
             step = batch_size or len(run)
             for start in range(0, len(run), step):
-                _score_batch(model, run[start : start + step], schemas[data_type], out, max_payload_bytes, asynchronous)
+                _score_batch(
+                    model,
+                    run[start : start + step],
+                    schemas[data_type],
+                    out,
+                    max_payload_bytes,
+                    asynchronous,
+                    rivals,
+                    locations,
+                )
         unserved = assignment.unserved
         reason = f"{NO_MODEL} for data type {data_type!r}"
         if hold and not timeline and not end_of_input:
@@ -197,6 +261,8 @@ def _score_batch(
     out: Scored,
     max_payload_bytes: int,
     asynchronous: bool = False,
+    challengers: Challengers | None = None,
+    locations: Locations | None = None,
 ) -> None:
     features = feature_matrix(batch, schema)
     unfit = model.unfit_rows(features)
@@ -222,7 +288,14 @@ def _score_batch(
     except ServingError as exc:
         out.dead_letters.extend(_scoring_dead_letter(r, exc, max_payload_bytes) for r in batch)
         return
-    out.results.extend(results_for(model, batch, scores))
+    where = [locations.of(r) for r in batch] if locations is not None else None
+    results = results_for(model, batch, scores, where)
+    if challengers is not None and challengers.active:
+        rendezvous = challenge(batch[0].data_type, model, batch, features, results, challengers, now_ms())
+        results = rendezvous.results
+        out.comparisons.extend(rendezvous.comparisons)
+        out.archive.extend(rendezvous.archive)
+    out.results.extend(results)
     out.batches.append((model, len(batch), scores.duration_ns, tally(scores, len(batch))))
 
 

@@ -34,6 +34,12 @@ class Topics(BaseModel, frozen=True):
     stats: str = "model-stats"
     dead_letters: str = "dead-letters"
     model_events: str = "model-events"
+    #: ModelControl messages (``modelserving control``), keyed by data type: input.
+    control: str = "model-control"
+    #: Champion-versus-challenger Comparison per record scored by both (shadows, canary): output.
+    comparisons: str = "model-comparisons"
+    #: A decoy's ArchivedRecord per input: output.
+    archive: str = "decoy-archive"
 
     def all(self) -> dict[str, str]:
         """Role -> topic name."""

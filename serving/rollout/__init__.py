@@ -1,0 +1,1 @@
+"""Rendezvous: roles per data type (champion, shadow, canary, decoy), comparisons, promotion and control."""
