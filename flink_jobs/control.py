@@ -34,8 +34,12 @@ def trigger_savepoint(client: JobClient, directory: str) -> str:
 def latest_checkpoint(checkpoint_dir: str | Path) -> str | None:
     """The newest completed checkpoint under ``checkpoint_dir`` (``<job id>/chk-N`` with ``_metadata``)."""
     root = Path(str(checkpoint_dir).removeprefix("file://"))
-    completed = [m.parent for m in root.glob("*/chk-*/_metadata")]
+    completed = []
+    for metadata in root.glob("*/chk-*/_metadata"):
+        try:  # a running job deletes subsumed checkpoints: one listed a moment ago may be gone
+            completed.append((metadata.stat().st_mtime, int(metadata.parent.name.split("-")[1]), metadata.parent))
+        except FileNotFoundError:
+            continue
     if not completed:
         return None
-    newest = max(completed, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])))
-    return str(newest)
+    return str(max(completed, key=lambda c: c[:2])[2])

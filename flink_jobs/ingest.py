@@ -112,8 +112,9 @@ def routed_models(
     out_of_orderness_ms: int,
     idle_ms: int,
     max_future_skew_ms: int = 0,
+    controls: DataStream | None = None,
 ) -> DataStream:
-    """Raw model and schema bytes as one ``MODEL_ROW`` stream with event time ``created_at``, routed in the JVM.
+    """Raw model, schema and control bytes as one ``MODEL_ROW`` stream, event time ``created_at``, routed in the JVM.
 
     ``kind`` says which a message is. A message without ``created_at`` is
     stamped with its arrival time (the serving rule orders models by it).
@@ -129,6 +130,10 @@ def routed_models(
     if schemas is not None:
         routed_schemas = schemas._j_data_stream.map(jvm.ModelRouting(max_future_skew_ms, "schema"), row_type)
         routed = routed.union(DataStream(routed_schemas).uid("route-schemas").name("route schemas"))
+    if controls is not None:
+        # ModelControl shares a descriptor's field numbers for data_type and the time (issued_at): same routing.
+        routed_controls = controls._j_data_stream.map(jvm.ModelRouting(max_future_skew_ms, "control"), row_type)
+        routed = routed.union(DataStream(routed_controls).uid("route-control").name("route control"))
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(out_of_orderness_ms)).with_idleness(
         Duration.of_millis(idle_ms)
     )

@@ -10,18 +10,20 @@ caller's choice (``env.execute``, ``execute_async``, or ``flink run``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pyflink.common import Time, Types
 from pyflink.datastream import AsyncDataStream, AsyncRetryStrategy, DataStream, OutputTag, StreamExecutionEnvironment
 
 from flink_jobs.functions.keyed import ModelServingKeyed
+from flink_jobs.functions.pairs import ComparePairs, ComparisonKey
 from flink_jobs.functions.partitioned import BROADCAST_STATE, ModelServingPartitioned
 from flink_jobs.functions.passthrough import Passthrough
 from flink_jobs.functions.remote import RemoteScoring, SplitRemoteOutcomes
 from flink_jobs.ingest import bundled, keyed_by_first_field, routed_models, routed_records, split_results
 from flink_jobs.io import JobIO
-from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, REMOTE_REQUESTS, STATS
+from flink_jobs.tags import ARCHIVE, BYTES, COMPARISONS, CONTROL, DEAD_LETTERS, MODEL_EVENTS, REMOTE_REQUESTS, STATS
 from serving.core.remote_batches import worth_retrying
 from serving.settings import JobSettings, ServingOptions
 
@@ -34,12 +36,15 @@ BUCKETS_PER_INSTANCE = 4
 
 @dataclass
 class ServingStreams:
-    """The four outputs of a serving job, before they are sunk."""
+    """The outputs of a serving job, before they are sunk (the passthrough job has only the first four)."""
 
     results: DataStream
     stats: DataStream
     dead_letters: DataStream
     model_events: DataStream
+    comparisons: DataStream | None = None
+    archive: DataStream | None = None
+    control: DataStream | None = None
 
 
 class _DataTypeKey:
@@ -53,8 +58,14 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
     skew = settings.options.max_future_skew_ms
     records = routed_records(io.data_source(env), settings.out_of_orderness_ms, buckets, skew, io.topic_prefix)
     bundles = bundled(records, settings.boundary_batch_records, settings.boundary_batch_ms)
+    controls = io.control_source(env) if settings.job != "passthrough" else None
     models = routed_models(
-        io.model_source(env), io.schema_source(env), settings.out_of_orderness_ms, settings.model_idle_ms, skew
+        io.model_source(env),
+        io.schema_source(env),
+        settings.out_of_orderness_ms,
+        settings.model_idle_ms,
+        skew,
+        controls,
     )
     if settings.job == "passthrough":
         served = (
@@ -89,7 +100,32 @@ def serving_streams(env: StreamExecutionEnvironment, settings: JobSettings, io: 
         # would fuse with the async operator under the map's missing uid (its batches in flight need one).
         requests = jvm_side_output(served, REMOTE_REQUESTS)
         streams = with_remote_scoring(streams, requests, settings.options)
+        streams = with_comparisons(streams, served, settings.options)
     return streams
+
+
+def with_comparisons(streams: ServingStreams, served: DataStream, options: ServingOptions) -> ServingStreams:
+    """Count the serving function's comparisons per pair of versions (``compare-pairs``, keyed by data type).
+
+    Their stats join the stats, their ``PROMOTE_RECOMMENDED`` events the model
+    events; the comparisons themselves, a decoy's archive and the job's own
+    control messages (``auto_promote``) become outputs of their own.
+    """
+    comparisons = jvm_side_output(served, COMPARISONS)
+    pairs = (
+        comparisons.key_by(ComparisonKey(), key_type=Types.STRING())
+        .process(ComparePairs(options), output_type=BYTES)
+        .uid("compare-pairs")
+        .name("ComparePairs")
+    )
+    return dataclasses.replace(
+        streams,
+        stats=streams.stats.union(pairs),
+        model_events=streams.model_events.union(jvm_side_output(pairs, MODEL_EVENTS)),
+        comparisons=comparisons,
+        archive=jvm_side_output(served, ARCHIVE),
+        control=jvm_side_output(pairs, CONTROL),
+    )
 
 
 def with_remote_scoring(streams: ServingStreams, requests: DataStream, options: ServingOptions) -> ServingStreams:
@@ -138,4 +174,9 @@ def build_job(env: StreamExecutionEnvironment, settings: JobSettings, io: JobIO)
     io.sink("stats", streams.stats)
     io.sink("dead-letters", streams.dead_letters)
     io.sink("model-events", streams.model_events)
+    for output, stream in (("comparisons", streams.comparisons), ("archive", streams.archive)):
+        if stream is not None:
+            io.sink(output, stream)
+    if streams.control is not None:
+        io.sink("control", streams.control)
     return streams

@@ -67,6 +67,16 @@ def parser() -> argparse.ArgumentParser:
         help="a record behind the watermark: scored by the model serving then, or dead-lettered as 'late'",
     )
     p.add_argument(
+        "--promotion-min-n", type=int, default=1000, help="comparisons before a challenger may be recommended (1000)"
+    )
+    p.add_argument(
+        "--promotion-threshold", type=float, default=0.95,
+        help="least Wilson lower bound (95 %%) of the agreement rate to recommend a challenger (0.95)",
+    )  # fmt: skip
+    p.add_argument("--auto-promote", action="store_true", help="act on a recommendation: publish PROMOTE")
+    p.add_argument("--comparison-tolerance", type=float, default=0.5, help="regression scores this close agree")
+    p.add_argument("--keep-versions", type=int, default=3, help="versions per data type kept for ROLLBACK (3)")
+    p.add_argument(
         "--boundary-batch-records", type=int, default=500, help="most records per element sent to Python (500)"
     )
     p.add_argument("--boundary-batch-ms", type=int, default=20, help="longest wait for that element to fill (20)")
@@ -183,6 +193,11 @@ def _job_settings(args: argparse.Namespace, restore: str | None, kafka: KafkaSet
             batch_wait_ms=args.batch_wait_ms,
             selection=args.selection,
             late_records=args.late_records,
+            promotion_min_n=args.promotion_min_n,
+            promotion_threshold=args.promotion_threshold,
+            auto_promote=args.auto_promote,
+            comparison_tolerance=args.comparison_tolerance,
+            keep_versions=args.keep_versions,
             early_records=args.early_records,
             idle_flush_ms=args.idle_flush_ms,
             max_held_records=args.max_held_records,

@@ -31,6 +31,8 @@ STATEFUL_OPERATORS = {
     "keyed": ("serve-keyed", "flink_jobs.functions.keyed"),
     "partitioned": ("serve-partitioned", "flink_jobs.functions.partitioned"),
 }
+#: Stateful Python operators both jobs have, beside the serving one: uid -> the module of their descriptors.
+SHARED_STATEFUL_OPERATORS = {"compare-pairs": "flink_jobs.functions.pairs"}
 
 
 def state_descriptors(module_name: str) -> dict[str, dict[str, str]]:
@@ -91,7 +93,9 @@ def current_layout() -> dict[str, Any]:
     }
     for job in JOBS:
         uid, module = STATEFUL_OPERATORS[job]
-        layout["jobs"][job] = {"operators": operators(job), "state": {uid: state_descriptors(module)}}
+        state = {uid: state_descriptors(module)}
+        state.update({shared: state_descriptors(m) for shared, m in SHARED_STATEFUL_OPERATORS.items()})
+        layout["jobs"][job] = {"operators": operators(job), "state": state}
     return layout
 
 

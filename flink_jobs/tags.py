@@ -40,6 +40,12 @@ STATS = OutputTag("stats", BYTES)
 DEAD_LETTERS = OutputTag("dead-letters", BYTES)
 #: ModelEvent bytes: accepted, rejected (with the reason) or duplicate.
 MODEL_EVENTS = OutputTag("model-events", BYTES)
+#: Comparison bytes: champion versus a shadow or the canary, per record scored by both.
+COMPARISONS = OutputTag("comparisons", BYTES)
+#: ArchivedRecord bytes: a decoy's copy of each input.
+ARCHIVE = OutputTag("archive", BYTES)
+#: ModelControl bytes the job publishes itself (``auto_promote``), to the control topic.
+CONTROL = OutputTag("control", BYTES)
 #: RemoteBatch bytes: a remote model's records, for the async scoring operator (flink_jobs.functions.remote).
 REMOTE_REQUESTS = OutputTag("remote-requests", BYTES)
 

@@ -8,17 +8,18 @@ from pyflink.datastream import TimeDomain
 
 from flink_jobs.functions.batches import late_letter, records_of
 from flink_jobs.functions.buffer import RecordBuffer
+from flink_jobs.functions.flushing import score_buffer
 from flink_jobs.functions.metrics import ServingMetrics
 from flink_jobs.functions.timers import FlushBounds, FlushTimers, slot
-from flink_jobs.tags import DEAD_LETTERS, END_OF_INPUT, MODEL_EVENTS, REMOTE_REQUESTS, STATS
+from flink_jobs.tags import DEAD_LETTERS, END_OF_INPUT, MODEL_EVENTS, STATS
 from serving.clock import now_ms
 from serving.codecs.outputs import dead_letter
 from serving.core.admission import ModelCache
-from serving.core.entries import Entry, decode_entry, encode_entry, encode_group
+from serving.core.entries import Entry, encode_entry, encode_group
 from serving.core.lateness import ScoredTimes
 from serving.core.model import Model
 from serving.core.schemas import admit_schema
-from serving.core.scoring import UNKNOWN, decode_data, decode_entries, score_due
+from serving.core.scoring import UNKNOWN, decode_data
 from serving.core.stats import StatsTracker
 from serving.errors import ServingError
 from serving.formats import parse_descriptor
@@ -29,7 +30,8 @@ from serving.pb.wine_record_pb2 import WineRecord
 from serving.records import bundled_schemas
 from serving.records.base import Record
 from serving.records.schema import DataTypeSchema, SchemaRegistry
-from serving.records.wire import NOWHERE, Coordinates
+from serving.records.wire import Coordinates
+from serving.rollout.rendezvous import Challengers
 from serving.settings import ServingOptions
 
 log = get_logger("serving")
@@ -90,78 +92,6 @@ def validated(
         yield DEAD_LETTERS, decoded.SerializeToString()
         return None
     return decoded
-
-
-def score_buffer(
-    buffer: RecordBuffer,
-    bounds: FlushBounds,
-    timelines: Mapping[str, Sequence[tuple[int, Model]]],
-    tracker: StatsTracker,
-    options: ServingOptions,
-    registry: SchemaRegistry,
-    metrics: ServingMetrics | None = None,
-    scored_times: ScoredTimes | None = None,
-    arrived: Sequence[Entry] = (),
-) -> Iterator:
-    """Score the due records of ``buffer`` and ``arrived``; yield results and side outputs; keep the rest.
-
-    Only due records are decoded, with their data type's schema in
-    ``registry``; the entries that wait stay as they are. ``arrived`` are
-    entries that never went into the buffer (``arrival`` selection): they
-    are due now, and only those held for a model are buffered.
-    ``scored_times`` (when given) learns the event times of what was scored.
-    """
-    due_entries = buffer.take_due(bounds.records_up_to if bounds.due_up_to is None else bounds.due_up_to)
-    if not due_entries and not arrived:
-        return
-    due, letters, waiting = decode_entries(
-        [*(decode_entry(e) for e in due_entries), *arrived], registry, options, bounds.records_up_to
-    )
-    for letter in letters:
-        yield DEAD_LETTERS, letter.SerializeToString()
-    if metrics is not None:
-        metrics.dead_lettered(len(letters))
-    schemas = {dt: registry.get(dt) for dt in {r.data_type for r in due}}
-    scored = score_due(
-        due,
-        timelines,
-        schemas,
-        hold=options.early_records == "hold",
-        max_held=options.max_held_records,
-        end_of_input=bounds.end_of_input,
-        batch_size=options.batch_size,
-        records_up_to=bounds.records_up_to,
-        max_hold_ms=options.max_hold_ms,
-        max_payload_bytes=options.dead_letter_max_payload_bytes,
-        asynchronous=options.remote_scoring == "async",
-    )
-    for result in scored.results:
-        yield result.SerializeToString()
-    for _, _, request in scored.remote:
-        yield REMOTE_REQUESTS, request
-    for letter in scored.dead_letters:
-        yield DEAD_LETTERS, letter.SerializeToString()
-    for model, count, duration, members in scored.batches:
-        if metrics is not None:
-            metrics.batch(count, duration)
-        for message in tracker.scored(model, count, duration, members):
-            yield STATS, message.SerializeToString()
-    if metrics is not None:
-        metrics.dead_lettered(len(scored.dead_letters))
-    if scored_times is not None:
-        by_type: dict[str, list[int]] = {}
-        for result in scored.results:
-            by_type.setdefault(result.data_type, []).append(result.record_ts)
-        for data_type, times, _ in scored.remote:
-            by_type.setdefault(data_type, []).extend(times)
-        for data_type, times in by_type.items():
-            scored_times.scored(data_type, times)
-            scored_times.flushed(data_type, bounds.records_up_to)
-    kept = [Entry(r.ts, r.data_type, getattr(r, "where", NOWHERE), r.SerializeToString(), True) for r in scored.held]
-    kept += waiting
-    buffer.settle([encode_entry(e) for e in kept])
-    held_until = [e.ts + options.max_hold_ms for e in kept]
-    buffer.expire_at = min(held_until) if held_until and options.max_hold_ms else None
 
 
 def report_stats(
@@ -289,6 +219,7 @@ class ServingFunctionBase:
         timelines: Mapping[str, Sequence[tuple[int, Model]]],
         tracker: StatsTracker,
         arrived: Sequence[Entry] = (),
+        challengers: Mapping[str, Challengers] | None = None,
     ):
         """``arrival`` selection: score ``arrived`` and all that is buffered with ``timelines`` (what serves now).
 
@@ -299,7 +230,15 @@ class ServingFunctionBase:
         watermark = ctx.timer_service().current_watermark()
         bounds = FlushBounds(watermark - self.options.max_model_delay_ms, END_OF_INPUT, False, END_OF_INPUT - 1)
         yield from score_buffer(
-            self.buffer, bounds, timelines, tracker, self.options, self.registry, self.metrics, arrived=arrived
+            self.buffer,
+            bounds,
+            timelines,
+            tracker,
+            self.options,
+            self.registry,
+            self.metrics,
+            arrived=arrived,
+            challengers=challengers,
         )
         if self.buffer.waiting:
             self.timers.request(ctx, max(watermark, 0))
@@ -344,6 +283,7 @@ class ServingFunctionBase:
         timelines: Mapping[str, Sequence[tuple[int, Model]]],
         known: Mapping[str, Sequence[tuple[int, Model]]],
         tracker: StatsTracker,
+        challengers: Mapping[str, Challengers] | None = None,
     ) -> Iterator:
         """Report late models among ``known`` (per data type, by ``created_at``), then score due records.
 
@@ -366,7 +306,15 @@ class ServingFunctionBase:
                 )
                 yield MODEL_EVENTS, event.SerializeToString()
         yield from score_buffer(
-            self.buffer, bounds, timelines, tracker, self.options, self.registry, self.metrics, scored_times
+            self.buffer,
+            bounds,
+            timelines,
+            tracker,
+            self.options,
+            self.registry,
+            self.metrics,
+            scored_times,
+            challengers=challengers,
         )
         self.scored_times_state.update(scored_times.to_bytes())
         if self.buffer.expire_at is not None:

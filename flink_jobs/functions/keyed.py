@@ -19,18 +19,27 @@ State per data type (bytes and one count, never pickled objects):
 * ``scored-times``: ScoredTimes bytes: recent scored event times, to report late models;
 * ``schema``: DataTypeSchema bytes: the data type's schema, when one was published
   (bundled and startup schemas need none);
-* ``awaiting-schema``: model messages that came before any schema of their data type.
+* ``awaiting-schema``: model messages that came before any schema of their data type;
+* ``lineup``: LineupState bytes: which version is champion, shadow, canary or decoy,
+  whether the type is pinned, and the versions remembered for ROLLBACK
+  (:mod:`serving.rollout.lineup`);
+* ``model-versions``: version -> ``Model.to_bytes()`` of every version the lineup remembers.
+
+Control messages (``ModelControl``, kind ``control``) arrive on the model input,
+keyed by data type, and apply on arrival (:mod:`serving.rollout.keeper`).
 """
 
 from __future__ import annotations
 
 from pyflink.common import Types
 from pyflink.datastream.functions import KeyedCoProcessFunction, RuntimeContext
-from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.functions.base import ServingFunctionBase, awaiting_event
 from flink_jobs.functions.batches import results_batched
+from flink_jobs.functions.lineups import KeyedSlots, LineupStore
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS, STATS
+from serving.clock import now_ms
 from serving.core.model import Model
 from serving.formats import parse_descriptor
 from serving.logs import get_logger
@@ -49,6 +58,8 @@ MODEL_STATS = ValueStateDescriptor("model-stats", BYTES)
 SCORED_TIMES = ValueStateDescriptor("scored-times", BYTES)
 SCHEMA = ValueStateDescriptor("schema", BYTES)
 AWAITING_SCHEMA = ListStateDescriptor("awaiting-schema", BYTES)
+LINEUP = ValueStateDescriptor("lineup", BYTES)
+MODEL_VERSIONS = MapStateDescriptor("model-versions", Types.STRING(), BYTES)
 
 
 class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
@@ -78,6 +89,8 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
         self.pending = runtime_context.get_list_state(PENDING_MODELS)
         self.schema = runtime_context.get_state(SCHEMA)
         self.awaiting = runtime_context.get_list_state(AWAITING_SCHEMA)
+        slots = KeyedSlots(runtime_context.get_state(LINEUP), runtime_context.get_map_state(MODEL_VERSIONS))
+        self.lineups = LineupStore(slots, self.cache, self.options)
         self._synced: set[str] = set()  # keys whose stored schema is in the registry
 
     def sync_schemas(self, ctx) -> None:
@@ -107,7 +120,16 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
         arrived = yield from self.take_batch(value, ctx)
         if self.options.selection == "arrival":
             tracker = self.tracker(f"key:{ctx.get_current_key()}")
-            yield from self.arrival_flush(ctx, self._serving_timeline(ctx), tracker, arrived)
+            challengers = self._challengers(ctx)
+            yield from self.arrival_flush(ctx, self._serving_timeline(ctx), tracker, arrived, challengers)
+
+    def _challengers(self, ctx) -> dict:
+        data_type = ctx.get_current_key()
+        found = self.lineups.challengers(data_type, self._schema_for(data_type))
+        return {data_type: found} if found is not None else {}
+
+    def _schema_for(self, data_type: str) -> DataTypeSchema:
+        return self.registry.get(data_type) or legacy_schema(data_type)
 
     def _serving_timeline(self, ctx) -> dict:
         current = self._current_model()
@@ -133,6 +155,9 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
                     yield from self._admit(payload, ctx)
             return
         payload = bytes(value.payload)
+        if value.kind == "control":
+            yield from self._control(payload, ctx)
+            return
         waits = awaiting_event(payload, self.registry)
         if waits is not None:
             self.awaiting.add(payload)
@@ -142,20 +167,28 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
         yield from self._admit(payload, ctx)
 
     def _admit(self, payload: bytes, ctx):
+        data_type = ctx.get_current_key()
         current = self._current_model()
         pending = self._pending_models()
         admission = self.cache.admit(
             payload,
-            self.registry.get(ctx.get_current_key()),
+            self.registry.get(data_type),
             known=[m for m in [current, *pending] if m is not None],
             previous_version=current.version if current else "",
         )
-        _log_admission(admission.event, ctx.get_current_key())
+        change = None
+        if admission.accepted:
+            # The lineup decides the role: champion (served as before), challenger, staged, or a refused downgrade.
+            change = self.lineups.accepted(data_type, admission, payload, current)
+        _log_admission(admission.event, data_type)
         yield MODEL_EVENTS, admission.event.SerializeToString()
         if admission.dead_letter is not None:
             self.metrics.dead_lettered()
             yield DEAD_LETTERS, admission.dead_letter.SerializeToString()
-        if not admission.accepted:
+        if change is None:
+            return
+        yield from self.lineups.emit(change, self.metrics)
+        if not change.schedule:
             return
         if self.options.selection == "arrival":
             yield from self._serve_now(admission.model, current, ctx)
@@ -163,22 +196,43 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
         self.pending.add(admission.model.to_bytes())
         self.timers.request(ctx, admission.model.descriptor.created_at)
 
+    def _control(self, payload: bytes, ctx):
+        """A ``ModelControl``: applied to the lineup now; a new champion serves from now on (pending ones drop)."""
+        data_type = ctx.get_current_key()
+        change = self.lineups.control(data_type, payload, self._current_model())
+        yield from self.lineups.emit(change, self.metrics)
+        if change.serve is None:
+            return
+        model = self.lineups.model(data_type, change.serve, self._schema_for(data_type))
+        if model is None:
+            log.error("promoted version has no artifact", extra={"data_type": data_type, "version": change.serve})
+            return
+        self.pending.clear()
+        yield from self._swap_in(model, now_ms(), ctx)
+
     def _serve_now(self, model: Model, current: Model | None, ctx):
         """``arrival`` selection: an accepted model serves from now on, unless it is older than the serving one."""
-        data_type = ctx.get_current_key()
         if current is not None and _created_at(model) <= _created_at(current):
             log.warning(
                 "model older than the serving one: not served",
-                extra={"data_type": data_type, "model": model.name, "version": model.version},
+                extra={"data_type": ctx.get_current_key(), "model": model.name, "version": model.version},
             )
             return
+        yield from self._swap_in(model, _created_at(model), ctx)
+
+    def _swap_in(self, model: Model, since: int, ctx):
+        """``model`` serves from now on (stats from ``since``); in ``arrival`` selection, held records are scored."""
+        data_type = ctx.get_current_key()
         tracker = self.tracker(f"key:{data_type}")
         log.info("model swapped in", extra={"data_type": data_type, "model": model.name, "version": model.version})
-        for message in tracker.started(model, _created_at(model)):
+        for message in tracker.started(model, since):
             yield STATS, message.SerializeToString()
         self.current.update(model.to_bytes())
-        self.cache.retain([model])
-        yield from self.arrival_flush(ctx, {data_type: [(-(2**63), model)]}, tracker)  # records held for a model
+        self.cache.retain([model, *self.lineups.in_use()])
+        if self.options.selection == "arrival":
+            yield from self.arrival_flush(ctx, {data_type: [(-(2**63), model)]}, tracker, (), self._challengers(ctx))
+        else:
+            self.stats.update(tracker.saved())
 
     def on_timer(self, timestamp: int, ctx):
         """Apply due models and score due records, in event-time order (``arrival``: with the serving model)."""
@@ -189,8 +243,9 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
         data_type = ctx.get_current_key()
         bounds = self.timers.fired(ctx, timestamp)
         tracker = self.tracker(f"key:{data_type}")
+        challengers = self._challengers(ctx) if bounds is not None else {}
         if bounds is not None and self.options.selection == "arrival":
-            yield from self.flush(ctx, bounds, self._serving_timeline(ctx), {}, tracker)
+            yield from self.flush(ctx, bounds, self._serving_timeline(ctx), {}, tracker, challengers)
         elif bounds is not None:
             current = self._current_model()
             pending = sorted(self._pending_models(), key=_created_at)
@@ -199,7 +254,7 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
             newer = [m for m in due if current is None or _created_at(m) > _created_at(current)]
             known = sorted([(_created_at(m), m) for m in [current, *due] if m is not None], key=lambda t: t[0])
             timeline = ([(-(2**63), current)] if current else []) + [(_created_at(m), m) for m in newer]
-            yield from self.flush(ctx, bounds, {data_type: timeline}, {data_type: known}, tracker)
+            yield from self.flush(ctx, bounds, {data_type: timeline}, {data_type: known}, tracker, challengers)
             if due:
                 serving = current
                 if newer:
@@ -215,7 +270,7 @@ class ModelServingKeyed(ServingFunctionBase, KeyedCoProcessFunction):
                     self.current.update(serving.to_bytes())
                 waiting = [m for m in pending if m not in due]
                 self.pending.update([m.to_bytes() for m in waiting])
-                self.cache.retain([m for m in [serving, *waiting] if m is not None])
+                self.cache.retain([m for m in [serving, *waiting, *self.lineups.in_use()] if m is not None])
         yield from self.finish_timer(ctx, tracker, bounds)
 
     def _current_model(self) -> Model | None:

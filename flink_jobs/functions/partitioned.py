@@ -30,8 +30,10 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, Va
 
 from flink_jobs.functions.base import ServingFunctionBase, awaiting_event
 from flink_jobs.functions.batches import results_batched
+from flink_jobs.functions.lineups import BroadcastSlots, LineupStore
 from flink_jobs.tags import BYTES, DEAD_LETTERS, MODEL_EVENTS
 from serving.core.model import Model
+from serving.formats import parse_descriptor
 from serving.logs import get_logger
 from serving.records import legacy_schema
 from serving.records.schema import DataTypeSchema
@@ -49,8 +51,12 @@ SCORED_TIMES = ValueStateDescriptor("scored-times", BYTES)
 SCHEMAS = MapStateDescriptor("schemas", Types.STRING(), BYTES)
 #: Broadcast state: "data_type\x1fcreated_at\x1fname\x1fversion" -> a model message awaiting its schema.
 AWAITING_SCHEMA = MapStateDescriptor("awaiting-schema", Types.STRING(), BYTES)
+#: Broadcast state: data type -> LineupState bytes (roles, pin, remembered versions; serving.rollout.lineup).
+LINEUPS = MapStateDescriptor("lineups", Types.STRING(), BYTES)
+#: Broadcast state: "data_type\x1fversion" -> Model.to_bytes() of every version a lineup remembers.
+VERSIONS = MapStateDescriptor("model-versions", Types.STRING(), BYTES)
 #: Every broadcast state the function uses, as the model stream must declare them.
-BROADCAST_STATE = (MODELS, SCHEMAS, AWAITING_SCHEMA)
+BROADCAST_STATE = (MODELS, SCHEMAS, AWAITING_SCHEMA, LINEUPS, VERSIONS)
 
 #: Versions kept per data type: enough for records that arrive late to find their model.
 KEEP_VERSIONS = 3
@@ -78,6 +84,7 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
         self.bind(runtime_context, RECORD_BUFFER, BUFFER_SCORED, MODEL_STATS, SCORED_TIMES)
         self.reports = runtime_context.get_index_of_this_subtask() == 0
         self._built: dict[tuple[str, object], Model] = {}  # (state key, schema version) -> the model, not state
+        self.lineups = LineupStore(None, self.cache, self.options)
         self._schemas_loaded = False
 
     def sync_schemas(self, ctx) -> None:
@@ -99,7 +106,22 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
         arrived = yield from self.take_batch(value, ctx)
         if self.options.selection == "arrival":
             timelines = self._serving_timelines(ctx.get_broadcast_state(MODELS))
-            yield from self.arrival_flush(ctx, timelines, self.tracker(f"bucket:{ctx.get_current_key()}"), arrived)
+            tracker = self.tracker(f"bucket:{ctx.get_current_key()}")
+            yield from self.arrival_flush(ctx, timelines, tracker, arrived, self._challengers(ctx))
+
+    def _lineups(self, ctx) -> LineupStore:
+        """The lineup store over this call's broadcast state (read-only on the record side)."""
+        self.lineups.slots = BroadcastSlots(ctx.get_broadcast_state(LINEUPS), ctx.get_broadcast_state(VERSIONS))
+        return self.lineups
+
+    def _challengers(self, ctx) -> dict:
+        store = self._lineups(ctx)
+        found = {}
+        for data_type in ctx.get_broadcast_state(LINEUPS).keys():  # noqa: SIM118 - state, not dict
+            challengers = store.challengers(data_type, self.registry.get(data_type) or legacy_schema(data_type))
+            if challengers is not None:
+                found[data_type] = challengers
+        return found
 
     def _serving_timelines(self, models) -> dict:
         """``arrival`` selection: per data type, the newest model serves every record from now on."""
@@ -114,6 +136,9 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
             yield from self._schema(value, ctx)
             return
         payload = bytes(value.payload)
+        if value.kind == "control":
+            yield from self._control(payload, ctx, value.data_type)
+            return
         waits = awaiting_event(payload, self.registry)
         if waits is not None:
             ctx.get_broadcast_state(AWAITING_SCHEMA).put(SEP.join((waits.data_type, str(value.created_at),
@@ -146,12 +171,19 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
             known=[m for _, m in timeline],
             previous_version=timeline[-1][1].version if timeline else "",
         )
+        change = None
+        if admission.accepted:
+            champion = timeline[-1][1] if timeline else None
+            change = self._lineups(ctx).accepted(data_type, admission, payload, champion)
         if self.reports:
             yield MODEL_EVENTS, admission.event.SerializeToString()
             if admission.dead_letter is not None:
                 self.metrics.dead_lettered()
                 yield DEAD_LETTERS, admission.dead_letter.SerializeToString()
-        if not admission.accepted:
+        if change is None:
+            return
+        yield from self.lineups.emit(change, self.metrics, report=self.reports)
+        if not change.schedule:
             return
         model = admission.model
         models.put(state_key(model), model.to_bytes())
@@ -159,11 +191,34 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
         for old in keys[:-KEEP_VERSIONS]:
             models.remove(old)
         self._built.clear()  # the cache may close models it no longer keeps
-        self.cache.retain(m for dt in self._data_types(models) for _, m in self._timeline(models, dt))
+        serving = [m for dt in self._data_types(models) for _, m in self._timeline(models, dt)]
+        self.cache.retain([*serving, *self.lineups.in_use()])
         if self.reports:
             log.info(
                 "model accepted", extra={"data_type": model.data_type, "model": model.name, "version": model.version}
             )
+
+    def _control(self, payload: bytes, ctx, data_type: str):
+        """A ``ModelControl``: applied to the lineup; a new champion serves every record flushed from now on."""
+        models = ctx.get_broadcast_state(MODELS)
+        timeline = self._timeline(models, data_type)
+        store = self._lineups(ctx)
+        change = store.control(data_type, payload, timeline[-1][1] if timeline else None)
+        yield from store.emit(change, self.metrics, report=self.reports)
+        if change.serve is None:
+            return
+        raw = store.slots.artifact(data_type, change.serve)
+        if raw is None:
+            log.error("promoted version has no artifact", extra={"data_type": data_type, "version": change.serve})
+            return
+        for key in [k for k in models.keys() if k.startswith(data_type + SEP)]:  # noqa: SIM118 - state, not dict
+            models.remove(key)
+        # Time 0 in the key: the promoted version is the type's only model, for every record from now on.
+        descriptor = parse_descriptor(raw)
+        models.put(SEP.join((data_type, f"{0:020d}", descriptor.name, descriptor.version)), raw)
+        self._built.clear()
+        if self.reports:
+            log.info("model swapped in", extra={"data_type": data_type, "version": change.serve})
 
     def on_timer(self, timestamp: int, ctx):
         """Score due records with the model current at each record's time (``arrival``: the newest)."""
@@ -173,15 +228,17 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
         self.sync_schemas(ctx)
         bounds = self.timers.fired(ctx, timestamp)
         tracker = self.tracker(f"bucket:{ctx.get_current_key()}")
+        challengers = self._challengers(ctx) if bounds is not None else {}
         if bounds is not None and self.options.selection == "arrival":
-            yield from self.flush(ctx, bounds, self._serving_timelines(ctx.get_broadcast_state(MODELS)), {}, tracker)
+            timelines = self._serving_timelines(ctx.get_broadcast_state(MODELS))
+            yield from self.flush(ctx, bounds, timelines, {}, tracker, challengers)
         elif bounds is not None:
             models = ctx.get_broadcast_state(MODELS)
             timelines = {
                 dt: [(t, m) for t, m in self._timeline(models, dt) if t <= bounds.models_up_to]
                 for dt in self._data_types(models)
             }
-            yield from self.flush(ctx, bounds, timelines, timelines, tracker)
+            yield from self.flush(ctx, bounds, timelines, timelines, tracker, challengers)
         yield from self.finish_timer(ctx, tracker, bounds)
 
     def _timeline(self, models, data_type: str) -> list[tuple[int, Model]]:
@@ -198,7 +255,8 @@ class ModelServingPartitioned(ServingFunctionBase, KeyedBroadcastProcessFunction
             if model is None:
                 model = self.cache.restored(bytes(models.get(key)), schema)
                 self._built[(key, schema.version)] = model
-            timeline.append((model.descriptor.created_at, model))
+            # The time in the key, not the descriptor's: a version promoted by control serves from 0.
+            timeline.append((int(key.split(SEP)[1]), model))
         return timeline
 
     @staticmethod

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from google.protobuf import json_format
 from pyflink.common import Duration, Row, Types, WatermarkStrategy
 from pyflink.common.serialization import Encoder
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
@@ -21,7 +22,9 @@ from pyflink.datastream.connectors.file_system import (
 from flink_jobs.tags import BYTES, KAFKA_RECORD
 from serving.codecs.outputs import dead_letter_to_json, model_event_to_json, result_to_json
 from serving.core.stats import ModelServingStats
+from serving.pb.comparison_pb2 import ArchivedRecord, Comparison
 from serving.pb.dead_letter_pb2 import DeadLetter
+from serving.pb.model_control_pb2 import ModelControl
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
 from serving.pb.serving_result_pb2 import ServingResult
@@ -30,9 +33,16 @@ from serving.pb.serving_result_pb2 import ServingResult
 NO_TIMESTAMP = -(2**63)
 
 
+#: Outputs written as the protobuf's own JSON mapping (field names as in the .proto; bytes in base64).
+_AS_PROTO_JSON = {"comparisons": Comparison, "archive": ArchivedRecord, "control": ModelControl}
+
+
 def to_json_line(output: str, payload: bytes) -> str:
     """A JSON line for one serialized message of ``output``."""
     payload = bytes(payload)
+    if output in _AS_PROTO_JSON:
+        message = _AS_PROTO_JSON[output].FromString(payload)
+        return json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True))
     if output == "results":
         return result_to_json(ServingResult.FromString(payload))
     if output == "dead-letters":
@@ -40,6 +50,9 @@ def to_json_line(output: str, payload: bytes) -> str:
     if output == "model-events":
         return model_event_to_json(ModelEvent.FromString(payload))
     message = ModelStats.FromString(payload)
+    if message.HasField("pair"):  # an experiment's champion-versus-challenger aggregates
+        pair = json_format.MessageToDict(message.pair, preserving_proto_field_name=True)
+        return json.dumps({"pair": pair, "emitted_at": message.emitted_at})
     return json.dumps({**ModelServingStats.from_proto(message).to_dict(), "emitted_at": message.emitted_at})
 
 
@@ -99,7 +112,8 @@ class CollectionIO:
     records carry no event time of their own (the timestamp plays Kafka's);
     each record's offset is its position, which is its id when its schema
     names no id field. ``schemas`` are DataTypeSchema messages that arrive
-    while the job runs (known ones belong in ``ServingOptions.startup_schemas``).
+    while the job runs (known ones belong in ``ServingOptions.startup_schemas``),
+    ``controls`` ModelControl messages.
     """
 
     def __init__(
@@ -108,9 +122,10 @@ class CollectionIO:
         models: Sequence[bytes],
         out_dir: Path,
         schemas: Sequence[bytes] = (),
+        controls: Sequence[bytes] = (),
     ) -> None:
         self.data, self.models, self.out_dir = list(data), list(models), Path(out_dir)
-        self.schemas = list(schemas)
+        self.schemas, self.controls = list(schemas), list(controls)
         self.topic_prefix = ""
 
     def data_source(self, env: StreamExecutionEnvironment) -> DataStream:
@@ -128,6 +143,10 @@ class CollectionIO:
     def schema_source(self, env: StreamExecutionEnvironment) -> DataStream | None:
         """The schema messages, in order (None when there are none)."""
         return bytes_collection(env, self.schemas, "schema") if self.schemas else None
+
+    def control_source(self, env: StreamExecutionEnvironment) -> DataStream | None:
+        """The control messages, in order (None when there are none)."""
+        return bytes_collection(env, self.controls, "control") if self.controls else None
 
     def sink(self, output: str, stream: DataStream) -> None:
         """JSON lines under ``out_dir/output/``."""

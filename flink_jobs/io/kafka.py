@@ -19,6 +19,7 @@ from pyflink.datastream.connectors.kafka import (
 from flink_jobs.tags import BYTES, KAFKA_RECORD
 from serving.kafka.settings import KafkaSettings
 from serving.observability.messages import event_key, stats_key
+from serving.pb.model_control_pb2 import ModelControl
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.model_stats_pb2 import ModelStats
 
@@ -89,12 +90,16 @@ class KafkaIO:
         """
         return self._source(env, self.settings.topics.models, "model", KafkaOffsetsInitializer.earliest())
 
+    def control_source(self, env: StreamExecutionEnvironment) -> DataStream:
+        """The control topic from the beginning, like the models (a restored job resumes from its offsets)."""
+        return self._source(env, self.settings.topics.control, "control", KafkaOffsetsInitializer.earliest())
+
     def sink(self, output: str, stream: DataStream) -> None:
         """A transactional Kafka sink per output, with a prefix stable across restarts.
 
         Stats records are keyed ``data_type/name/version/instance`` (the stats
-        topic is compacted on it) and model events by data type; the other
-        outputs have no key.
+        topic is compacted on it), model events and control messages by data
+        type; the other outputs have no key.
         """
         topic = getattr(self.settings.topics, output.replace("-", "_"))
         builder = KafkaSink.builder().set_bootstrap_servers(self.settings.bootstrap_servers)
@@ -127,6 +132,8 @@ KEYED_ROW = Types.ROW_NAMED(["key", "value"], [BYTES, BYTES])
 _KEYS = {
     "stats": lambda payload: stats_key(ModelStats.FromString(payload)),
     "model-events": lambda payload: event_key(ModelEvent.FromString(payload)),
+    # The job's own control messages, keyed like an operator's: by data type, so each type's stay in order.
+    "control": lambda payload: ModelControl.FromString(payload).data_type.encode(),
 }
 
 

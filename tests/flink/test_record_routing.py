@@ -109,9 +109,9 @@ def test_a_data_topic_names_the_data_type_and_json_or_avro_keep_the_kafka_coordi
     assert (key, data_type, record_id, ts) == ("", "", "wine-data/0/0", "5")
 
 
-def test_only_records_without_an_id_of_their_own_carry_their_topic_into_python():
-    """The topic is a string per record across the JVM-Python boundary: sent only where the id is made of it."""
+def test_every_record_carries_its_topic_into_python():
+    """Each result names where its record was read (provenance): the topic too, whether or not the id is made of it."""
     own_id = encode_record("r-1", [0.5] * 11, ts=7)
     no_id = b'{"sepal_length": 5.1}'
     got = route([own_id, no_id], 0, topic="data.iris", kafka_ts=9, prefix="data.", with_topic=True)
-    assert [(row[2], row[5]) for row in got] == [("r-1", ""), ("data.iris/0/1", "data.iris")]
+    assert [(row[2], row[5]) for row in got] == [("r-1", "data.iris"), ("data.iris/0/1", "data.iris")]

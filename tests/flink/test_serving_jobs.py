@@ -16,21 +16,20 @@ test asserts one property of its outputs:
 from __future__ import annotations
 
 import collections
+import hashlib
 import itertools
-import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from serving.pb.wine_record_pb2 import WineRecord
-from serving.records import wine as wine_type
 from serving.testing import T0
 from serving.testing import corrupt_model_message as corrupt_model
 from serving.testing import model_message as model
 from serving.testing import wine_records as records
 from tests.support.flink import run_bounded
-from tests.support.reference import PMML_LINEAR, TF_GRAPH
+from tests.support.reference import PMML_LINEAR, TF_GRAPH, pmml_rows
 
 pytestmark = pytest.mark.flink
 
@@ -68,6 +67,17 @@ def test_every_record_is_scored_exactly_once(scenario):
     ids = collections.Counter(r["record_id"] for r in outputs.results)
     assert max(ids.values()) == 1, "a record was scored twice"
     assert set(ids) == {str(i) for i in range(1599)} | {f"w{i}" for i in range(300)}
+
+
+def test_every_result_names_the_artifact_and_where_its_record_was_read(scenario):
+    """Provenance, through the event-time buffers: the artifact's sha256 and the record's position in the input."""
+    outputs, _ = scenario
+    artifact = {"A": PMML_LINEAR, "B": TF_GRAPH}
+    for r in by_type(outputs.results, "wine"):
+        assert r["model_sha256"] == hashlib.sha256(artifact[r["model_version"]].read_bytes()).hexdigest()
+    offsets = [r["source"]["offset"] for r in outputs.results]
+    # A collection source's offset is the record's position; the garbage in between never becomes a result.
+    assert len(set(offsets)) == len(offsets) == 1599 + 300 and {r["role"] for r in outputs.results} == {"champion"}
 
 
 def test_swap_mid_stream_every_result_names_the_model_current_at_its_time(scenario):
@@ -137,10 +147,6 @@ def _tf_alone(features: np.ndarray) -> list[np.ndarray]:
             ]
 
 
-def _plain(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
 def test_each_batched_result_equals_its_record_scored_alone_by_the_framework(scenario, jpmml):
     outputs, wine_data = scenario
     wine = {int(r["record_id"]): r for r in by_type(outputs.results, "wine")}
@@ -149,8 +155,6 @@ def test_each_batched_result_equals_its_record_scored_alone_by_the_framework(sce
         np.testing.assert_allclose(wine[i]["probabilities"], expected, atol=1e-6, rtol=0)
         assert wine[i]["score"] == int(np.argmax(expected))
     linear_ids = sorted(i for i, r in wine.items() if r["model_version"] == "A")
-    column = {_plain(n): c for c, n in enumerate(wine_type.FEATURE_NAMES)}
-    inputs = {name: column[_plain(name)] for name in jpmml.describe(PMML_LINEAR).inputs}
-    rows = [{name: float(wine_data.features[i][c]) for name, c in inputs.items()} for i in linear_ids]
+    rows = pmml_rows(jpmml, PMML_LINEAR, wine_data.features[linear_ids])
     expected = jpmml.answers(PMML_LINEAR, rows).predicted
     np.testing.assert_allclose([wine[i]["score"] for i in linear_ids], expected, atol=1e-9, rtol=1e-9)

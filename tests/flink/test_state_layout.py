@@ -41,9 +41,11 @@ def test_every_stateful_operator_has_its_uid_in_the_submitted_graph(current):
     assert current["max_parallelism"] == 128
 
 
-@pytest.mark.parametrize("job", state_layout.JOBS)
-def test_state_descriptors_are_all_module_level(job):
-    _, module = state_layout.STATEFUL_OPERATORS[job]
+@pytest.mark.parametrize(
+    "module",
+    [m for _, m in state_layout.STATEFUL_OPERATORS.values()] + list(state_layout.SHARED_STATEFUL_OPERATORS.values()),
+)
+def test_state_descriptors_are_all_module_level(module):
     declared = state_layout.declared_descriptor_count(module)
     assert declared == len(state_layout.state_descriptors(module)), (
         f"{module} declares a state descriptor inside a function, where the recorded layout cannot see it"

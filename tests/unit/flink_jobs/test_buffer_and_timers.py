@@ -41,6 +41,19 @@ def test_a_checked_wine_record_is_kept_short_and_read_back_parsed(wine_data):
     )
 
 
+def test_a_checked_wine_record_keeps_where_it_was_read_for_provenance(wine_data):
+    """0x03 | ts | partition | offset | topic | bytes: the short format, plus the coordinates results report."""
+    payload = encode_record("r8", wine_data.features[0], ts=43)
+    where = Coordinates("wine-data", 1, 9_000_000_000, None)
+    raw = encode_entry(Entry(43, "wine", where, payload, checked=True, wine=decode_record(payload)))
+    header = b"\x03" + (43).to_bytes(8, "big", signed=True) + (1).to_bytes(4, "big")
+    header += (9_000_000_000).to_bytes(8, "big")
+    assert raw == header + len(b"wine-data").to_bytes(2, "big") + b"wine-data" + payload
+    assert entry_ts(raw) == 43
+    back = decode_entry(raw)
+    assert back.where == where and back.wine is not None and back.wine.id == "r8" and back.payload == payload
+
+
 def test_buffers_written_before_schemas_still_read(wine_data):
     payload = encode_record("old", wine_data.features[1], ts=1234)
     for legacy in (payload, b"\x00" + (1234).to_bytes(8, "big", signed=True) + payload):

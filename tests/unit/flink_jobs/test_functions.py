@@ -7,8 +7,9 @@ import time
 import pytest
 from pyflink.datastream import TimeDomain
 
-from flink_jobs.functions.base import report_stats, score_buffer
+from flink_jobs.functions.base import report_stats
 from flink_jobs.functions.buffer import RecordBuffer
+from flink_jobs.functions.flushing import score_buffer
 from flink_jobs.functions.keyed import ModelServingKeyed
 from flink_jobs.functions.metrics import METRIC_GROUP, ServingMetrics
 from flink_jobs.functions.partitioned import ModelServingPartitioned

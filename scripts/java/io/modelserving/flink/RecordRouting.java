@@ -19,8 +19,8 @@ import org.apache.flink.types.Row;
  *   <li>the id: field 1 of such a message, else {@code topic/partition/offset}.
  * </ul>
  *
- * <p>The row carries the topic only for records without an id of their own: Python needs it
- * there for the id and for dead letters, and a string per record is not free across the boundary.
+ * <p>The row always carries the topic: every result names where its record was read (provenance,
+ * issue 17), and a record without an id of its own is known by {@code topic/partition/offset}.
  *
  * <p>A message is protobuf unless its first byte says Avro (0, the Confluent framing) or JSON
  * ({@code {}). The key is the data type ({@code buckets == 0}) or {@code crc32(id) % buckets}, as
@@ -80,15 +80,11 @@ public final class RecordRouting implements MapFunction<Row, Row> {
                 }
             }
         }
-        // A record with its own id needs no topic in Python: leave it out of every row that crosses over.
-        String where = topic;
         if (id.isEmpty()) {
             id = topic.isEmpty() ? Long.toString(offset) : topic + "/" + partition + "/" + offset;
-        } else {
-            where = "";
         }
         return Row.of(
-                key(id, dataType), row(dataType, id, range.orNone(ts), payload, where, partition, offset, kafkaTs));
+                key(id, dataType), row(dataType, id, range.orNone(ts), payload, topic, partition, offset, kafkaTs));
     }
 
     private static Row row(
