@@ -19,7 +19,8 @@ from serving.settings import environment
 
 #: Subcommand modules, in the order ``--help`` lists them.
 _COMMAND_MODULES = (
-    "demo", "models", "train", "jobs", "kafka", "publish", "keys", "stats", "cluster", "bench", "faults",
+    "demo", "models", "train", "jobs", "kafka", "publish", "control", "audit", "keys", "stats", "cluster", "bench",
+    "faults",
 )  # fmt: skip
 
 EXIT_USAGE = 2

@@ -72,9 +72,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
     """Run the chosen configurations with live progress; print the table; exit 1 if any check failed."""
     from rich.console import Console
 
-    from serving.bench.configs import BenchError, BenchPlan, parse_only
+    from serving.bench.configs import PAIR_KINDS, BenchError, BenchPlan, parse_only
     from serving.bench.measures import parse_sweep
-    from serving.bench.report import machine_info, markdown_section, remote_ratios, write_markdown
+    from serving.bench.report import machine_info, markdown_section, pair_ratios, write_markdown
     from serving.bench.run import run_bench
     from serving.kafka.clients import check_reachable
     from serving.kafka.settings import KafkaSettings
@@ -132,8 +132,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if not out.is_terminal:
         out = Console(width=160)  # a file or pipe: no wrapping of the 11 columns
     out.print(_table(results))
-    for each_ratio in remote_ratios(results):
-        out.print(f"remote / embedded, same model: {each_ratio.line()}", highlight=False)
+    for each_ratio in pair_ratios(results):
+        out.print(f"{PAIR_KINDS[each_ratio.kind]}: {each_ratio.line()}", highlight=False)
     console.print(
         "Latency p50/p99 = result append time - record ts. The Flink jobs commit results with checkpoints "
         f"(exactly once, every {plan.checkpoint_interval_ms} ms): append time excludes that commit wait; "

@@ -8,6 +8,7 @@ cluster (``--jobmanager HOST:PORT``, default: the local one).
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -86,6 +87,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--from-savepoint", default=None, metavar="PATH", help="savepoint or retained checkpoint")
     sub.add_argument("--detached", action="store_true", help="return once the job runs (default: wait until it ends)")
     sub.add_argument("--checkpoint-interval", type=int, default=2000, metavar="MS", help="default 2000")
+    sub.add_argument(
+        "--job-args", default="", metavar='"FLAGS"',
+        help='more flags for the job, quoted as one: "--selection arrival --auto-promote" (see `python -m '
+        'flink_jobs.main --help`)',
+    )  # fmt: skip
     _add_jobmanager(sub)
     _add_state_dir(sub)
     add_kafka_args(sub)
@@ -169,6 +175,7 @@ def run_submit(args: argparse.Namespace) -> int:
         kafka_config=str(args.kafka_config.resolve()) if args.kafka_config else None,
         checkpoint_interval_ms=args.checkpoint_interval,
         from_savepoint=_location(args.from_savepoint) if args.from_savepoint else None,
+        job_args=tuple(shlex.split(args.job_args)),
     )
     address = jobmanager(args)
 

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the keyed or partitioned job locally: the first model is published before the data, "
         "each further model after every N records. Results go to FILE as JSON lines, dead letters to "
         "FILE.deadletters and stats to FILE.stats. With --schema the data is a CSV with a header row or JSON "
-        "lines of that data type (a record's id is its schema's id field, else its 0-based row); without, wine.",
+        "lines of that data type (a record's id is its schema's id field, else its 0-based row); without, wine. "
+        "--shadow, --canary and --decoy add challengers (docs/rollout.md): FILE.comparisons, FILE.archive.",
     )
     run.add_argument("job", choices=["keyed", "partitioned"])
     run.add_argument("--data", type=Path, default=None, help="data file (default: the shipped wine data)")
@@ -37,6 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--early-records", choices=["hold", "drop"], default="hold")
     run.add_argument("--state-backend", choices=["hashmap", "rocksdb"], default="hashmap")
     run.add_argument("--checkpoint-interval", type=int, default=1000, metavar="MS")
+    run.add_argument(
+        "--shadow", action="append", default=[], metavar="PATH:TYPE",
+        help="a shadow: scores every record beside the champion, never served; comparisons go to FILE.comparisons",
+    )  # fmt: skip
+    run.add_argument(
+        "--canary", default=None, metavar="PATH:TYPE@WEIGHT",
+        help="a canary serving WEIGHT (0..1) of the records, chosen by a hash of their id",
+    )  # fmt: skip
+    run.add_argument("--decoy", action="store_true", help="archive every input as the models saw it to FILE.archive")
     run.set_defaults(handler=run_job)
 
 
@@ -72,7 +82,8 @@ def run_job(args: argparse.Namespace) -> int:
         rows = read_rows(args.data, schema)
         records = [(encode(row, schema, PROTOBUF, ts=start + i), start + i) for i, row in enumerate(rows)]
         data_type, schemas = schema.data_type, (schema.avsc,)
-    models = []
+    # Challengers first: the lineup knows them before any record is due.
+    models = challenger_messages(args.shadow, args.canary, args.decoy, args.model[0], data_type, start)
     for k, spec in enumerate(args.model):
         path, model_type = parse_model_spec(spec)
         descriptor = descriptor_from_path(path, model_type, version=f"{k + 1}-{path.stem}", data_type=data_type)
@@ -118,9 +129,43 @@ def run_job(args: argparse.Namespace) -> int:
     _write_lines(args.out.with_name(args.out.name + ".deadletters"), dead)
     _write_lines(args.out.with_name(args.out.name + ".stats"), stats)
     _write_lines(args.out.with_name(args.out.name + ".events"), events)
+    for output in ("comparisons", "archive"):
+        rows = read_json_lines(work, output)
+        if rows:
+            _write_lines(args.out.with_name(f"{args.out.name}.{output}"), rows)
     shutil.rmtree(work, ignore_errors=True)
     _summary(console, results, dead, events, elapsed, args.out)
     return 0
+
+
+def challenger_messages(
+    shadows: list[str], canary: str | None, decoy: bool, champion: str, data_type: str, start: int
+) -> list[bytes]:
+    """Descriptors of ``run``'s challengers, each with its role (a canary ``PATH:TYPE@WEIGHT``, WEIGHT in 0..1).
+
+    The decoy is the champion's artifact in the decoy role: it scores nothing, it makes the job archive.
+    """
+    from serving.cli.control import role_metadata
+    from serving.formats import descriptor_from_path
+
+    specs = [(spec, "shadow", None) for spec in shadows]
+    if canary is not None:
+        spec, sep, weight = canary.rpartition("@")
+        if not sep or not spec:
+            raise ConfigError(f"--canary must be PATH:TYPE@WEIGHT (WEIGHT 0..1), got {canary!r}")
+        specs.append((spec, "canary", weight))
+    if decoy:
+        specs.append((champion, "decoy", None))
+    messages = []
+    for k, (spec, role, weight) in enumerate(specs):
+        path, model_type = parse_model_spec(spec)
+        descriptor = descriptor_from_path(
+            path, model_type, version=f"{role}-{k + 1}-{path.stem}", data_type=data_type,
+            metadata=role_metadata(role, weight),
+        )  # fmt: skip
+        descriptor.created_at = start - len(specs) + k  # before the first champion, in this order
+        messages.append(descriptor.SerializeToString())
+    return messages
 
 
 def _write_lines(path: Path, rows: list[dict]) -> None:

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from serving.cli.control import role_metadata
 from serving.cli.ensembles import add_publish_ensemble
 from serving.cli.kafka import add_kafka_args, kafka_settings_from_args
 from serving.cli.models import parse_metadata, read_schema
@@ -22,6 +23,7 @@ from serving.errors import ConfigError
 from serving.formats.registry import format_names
 from serving.kafka.settings import KafkaSettings
 from serving.records import wine
+from serving.rollout.control import ROLE_KEY, WEIGHT_KEY
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -87,6 +89,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--description", default="", help="free text")
     model.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="descriptor metadata")
     model.add_argument("--sign", type=Path, default=None, metavar="KEYFILE", help="sign with this Ed25519 private key")
+    model.add_argument(
+        "--role", default=None, metavar="ROLE",
+        help="the role it joins its data type's lineup in: champion (default), shadow, canary or decoy",
+    )  # fmt: skip
+    model.add_argument(
+        "--weight", default=None, metavar="W", help="with --role canary: its share of records, 0..1 (0.1 = 10%%)"
+    )
     transport = model.add_mutually_exclusive_group()
     transport.add_argument("--by-reference", action="store_true", help="send the path, not the bytes")
     transport.add_argument("--inline", action="store_true", help="send the bytes; fail rather than go by reference")
@@ -232,6 +241,9 @@ def run_publish_model(args: argparse.Namespace) -> int:
     from serving.kafka.providers.models import build_descriptor, publish_descriptor
 
     metadata = parse_metadata(args.metadata)
+    if (args.role is not None or args.weight is not None) and {ROLE_KEY, WEIGHT_KEY} & metadata.keys():
+        raise ConfigError("give the role with --role and --weight, not also as --metadata role=/weight_bp=")
+    metadata.update(role_metadata(args.role, args.weight))
     remote = args.type == "oip"
     if remote and (args.location is None or args.path is not None):
         raise ConfigError("a remote model (--type oip) takes --location URL and no PATH")

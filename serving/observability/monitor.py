@@ -12,7 +12,8 @@ Flink-free and Kafka-free. :class:`Monitor` folds the messages of two topics
   Records/s is measured over a stated window (see :mod:`serving.observability.rates`);
 * the model-events topic carries ``ModelEvent`` messages: ``ACCEPTED`` (the
   model is known), ``REJECTED`` (with the reason), ``DUPLICATE`` (a replay,
-  counted).
+  counted). Experiments are not serving models: stats with ``pair`` set and lineup
+  events go to :attr:`Monitor.experiments` (:mod:`serving.observability.experiments`).
 
 The status of a model:
 
@@ -39,6 +40,7 @@ from typing import Literal, TypeVar
 from serving.core.model import ModelType
 from serving.core.stats import ModelServingStats
 from serving.errors import ServingError
+from serving.observability.experiments import Experiments
 from serving.observability.messages import MalformedMessage, parse_event, parse_stats
 from serving.observability.rates import RATE_WINDOW_MS, InstanceStats, Series, combined
 from serving.observability.views import (
@@ -133,6 +135,7 @@ class Monitor:
         self._series: dict[str, Series] = {}
         self._series_points = series_points
         self._seq = 0
+        self.experiments = Experiments()
         self.counters = Counters(**dict.fromkeys(Counters.model_fields, 0))
 
     # ----------------------------------------------------------------- input
@@ -148,6 +151,10 @@ class Monitor:
     def add_stats(self, message: ModelStats) -> None:
         """Account for one validated stats snapshot (see :func:`parse_stats`)."""
         self.counters.stats_messages += 1
+        if message.HasField("pair"):  # an experiment's, never a serving model's
+            if not self.experiments.add_stats(message):
+                self.counters.stale_stats += 1
+            return
         model = self._model(message.data_type, message.name, message.version)
         stats = ModelServingStats.from_proto(message)
         model.model_type = model.model_type or stats.model_type
@@ -170,6 +177,9 @@ class Monitor:
     def add_event(self, event: ModelEvent) -> None:
         """Account for one validated model event (see :func:`parse_event`)."""
         self.counters.event_messages += 1
+        self.experiments.add_event(event)
+        if event.kind not in (ModelEvent.ACCEPTED, ModelEvent.REJECTED, ModelEvent.DUPLICATE):
+            return  # lineup, experiment and lateness events name no new model version
         if not event.name:
             self.counters.rejected_unidentified += 1
             return
@@ -181,7 +191,7 @@ class Monitor:
         elif event.kind == ModelEvent.REJECTED:
             if model.rejected_at is None or event.ts >= model.rejected_at:
                 model.rejected_at, model.reason = event.ts, event.reason
-        else:
+        else:  # DUPLICATE
             model.duplicates += 1
             self.counters.duplicates += 1
 

@@ -8,6 +8,8 @@ questions the tutorial answered with queryable state:
 * ``GET /state/{data_type}``: the serving model and its merged stats;
 * ``GET /history/{data_type}``: every version in deployment order (``?at=MS``: the one serving then);
 * ``GET /series/{data_type}``: throughput and latency over time;
+* ``GET /experiments`` (and ``/experiments/{data_type}``): each champion-versus-challenger pair, and the lineups;
+* ``GET /audit/{record_id}``: which model version scored a record (reads the results topic on request);
 * ``GET /overview``: all of it at once, for the dashboard;
 * ``GET /metrics``: Prometheus text exposition;
 * ``GET /health``: always 200, with the Kafka status;

@@ -16,11 +16,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel
 
 from serving.errors import ServingError
+from serving.kafka.reading import TopicReadError
 from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
+from serving.observability.experiments import DataTypeExperiments
 from serving.observability.monitor import UnknownDataType
+from serving.observability.service.audit import AuditAnswerView
 from serving.observability.service.prometheus import StatsCollector
 from serving.observability.service.state import (
+    ExperimentsAnswer,
     Health,
     HistoryAnswer,
     KafkaDown,
@@ -30,6 +34,7 @@ from serving.observability.service.state import (
     StatsService,
 )
 from serving.observability.views import StateView
+from serving.rollout.audit import RecordNotScored
 
 log = get_logger("stats.service")
 
@@ -88,8 +93,13 @@ def create_app(service: StatsService, *, manage: bool = True) -> FastAPI:
         return JSONResponse(status_code=404, content={"error": exc.reason, "detail": str(exc)})
 
     @app.exception_handler(KafkaDown)
-    async def _down(_request: Request, exc: KafkaDown) -> JSONResponse:
+    @app.exception_handler(TopicReadError)
+    async def _down(_request: Request, exc: ServingError) -> JSONResponse:
         return JSONResponse(status_code=503, content={"error": exc.reason, "detail": str(exc)})
+
+    @app.exception_handler(RecordNotScored)
+    async def _not_scored(_request: Request, exc: RecordNotScored) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"error": exc.reason, "detail": str(exc)})
 
     @app.get("/models", response_model=ModelsAnswer, responses={503: _ERRORS[503]})
     def models() -> ModelsAnswer:
@@ -113,6 +123,28 @@ def create_app(service: StatsService, *, manage: bool = True) -> FastAPI:
     def series(data_type: str) -> SeriesAnswer:
         """Throughput (records/s) and latency (mean ns per record) of ``data_type`` over time."""
         return service.series(data_type)
+
+    @app.get("/experiments", response_model=ExperimentsAnswer, responses={503: _ERRORS[503]})
+    def experiments() -> ExperimentsAnswer:
+        """Every champion-versus-challenger pair per data type (merged over instances), and each lineup."""
+        return service.experiments()
+
+    @app.get("/experiments/{data_type}", response_model=DataTypeExperiments, responses=_ERRORS)
+    def experiments_of(data_type: str) -> DataTypeExperiments:
+        """The pairs of ``data_type`` (n, agreement, Wilson lower bound, recommended?) and its versions' roles."""
+        return service.experiments_of(data_type)
+
+    @app.get(
+        "/audit/{record_id}",
+        response_model=AuditAnswerView,
+        responses={404: {"model": ErrorBody, "description": "record never scored"}, 503: _ERRORS[503]},
+    )
+    def audit(record_id: str) -> AuditAnswerView:
+        """Which model and version scored ``record_id``, when that version was deployed and retired, its signer.
+
+        Reads the results and model-events topics to their end on each request (committed messages only).
+        """
+        return service.audit(record_id)
 
     @app.get("/overview", response_model=Overview)
     def overview() -> Overview:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from serving.observability.experiments import ExperimentView
 from serving.observability.monitor import SERVING, status_counts
 from serving.observability.service.state import StatsService
 
@@ -18,7 +19,7 @@ class StatsCollector:
     and scoring time (counters), an ensemble's per-member wins, ok, late and
     errors (counters), status and start time, the serving models' scoring time
     and throughput, the models by status, and the messages the service read,
-    skipped and saw replayed.
+    skipped and saw replayed; per experiment (pair of versions), records compared and the agreement rate.
     """
 
     def __init__(self, service: StatsService) -> None:
@@ -108,3 +109,25 @@ class StatsCollector:
         duplicates = CounterMetricFamily("modelserving_duplicate_models", "DUPLICATE model events (replays)")
         duplicates.add_metric([], float(counters.duplicates))
         yield duplicates
+        yield from _experiments(self.service.experiment_list())
+
+
+def _experiments(experiments: list[ExperimentView]) -> Iterator[Metric]:
+    """Per champion-versus-challenger pair: records compared and the agreement rate, all instances."""
+    labels = ["data_type", "champion", "challenger"]
+    ratio = GaugeMetricFamily(
+        "modelserving_experiment_agreement_ratio",
+        "Share of the records compared on which the challenger agreed with the champion",
+        labels=labels,
+    )
+    # A gauge, not a counter: a pair's count restarts from 0 when its job loses its state.
+    compared = GaugeMetricFamily(
+        "modelserving_experiment_comparisons",
+        "Records compared between the champion and the challenger (failures included)",
+        labels=labels,
+    )
+    for e in experiments:
+        key = [e.data_type, e.champion_version, e.challenger_version]
+        ratio.add_metric(key, e.agreement_rate)
+        compared.add_metric(key, float(e.n))
+    yield from (ratio, compared)

@@ -10,7 +10,9 @@ from serving.clock import now_ms
 from serving.errors import ServingError
 from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
-from serving.observability.monitor import Monitor, status_counts
+from serving.observability.experiments import DataTypeExperiments, ExperimentView, flat
+from serving.observability.monitor import Monitor, UnknownDataType, status_counts
+from serving.observability.service.audit import AuditAnswerView, TopicReader, audit_record, kafka_reader
 from serving.observability.service.feed import METADATA_INTERVAL_S, KafkaFeed, KafkaStatus
 from serving.observability.views import Counters, HistoryEntry, ModelView, SeriesPoint, StateView
 
@@ -67,6 +69,13 @@ class Overview(BaseModel):
     data_types: dict[str, DataTypeOverview]
 
 
+class ExperimentsAnswer(BaseModel):
+    """``GET /experiments``: every data type with experiments or lineup events, sorted."""
+
+    data_types: list[DataTypeExperiments]
+    kafka: KafkaStatus
+
+
 class Health(BaseModel):
     """``GET /health``."""
 
@@ -85,8 +94,16 @@ class StatsService:
     the HTTP handlers never see a half-applied message.
     """
 
-    def __init__(self, settings: KafkaSettings, *, metadata_interval: float = METADATA_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        metadata_interval: float = METADATA_INTERVAL_S,
+        read_topic: TopicReader | None = None,
+    ) -> None:
+        """``read_topic`` reads a topic to its end for ``/audit`` (default: :func:`kafka_reader`)."""
         self.settings = settings
+        self.read_topic = read_topic or kafka_reader(settings)
         self.monitor = Monitor()
         self.lock = threading.Lock()
         self.feed = KafkaFeed(settings, self.monitor, self.lock, metadata_interval=metadata_interval)
@@ -140,6 +157,42 @@ class StatsService:
         self.require_kafka()
         with self.lock:
             return SeriesAnswer(data_type=data_type, points=self.monitor.series(data_type))
+
+    def experiments(self) -> ExperimentsAnswer:
+        """Every data type's experiments and lineup; raises :class:`KafkaDown` when Kafka is unreachable."""
+        kafka = self.require_kafka()
+        with self.lock:
+            return ExperimentsAnswer(data_types=self.monitor.experiments.views(), kafka=kafka)
+
+    def experiment_list(self) -> list[ExperimentView]:
+        """Every pair as last known, whether or not Kafka is reachable now (for ``/metrics``)."""
+        with self.lock:
+            return flat(self.monitor.experiments.views())
+
+    def experiments_of(self, data_type: str) -> DataTypeExperiments:
+        """The experiments and lineup of ``data_type`` (empty for a type with none); raises :class:`KafkaDown`.
+
+        Raises:
+            UnknownDataType: neither stats, model events nor experiments name ``data_type``.
+        """
+        self.require_kafka()
+        with self.lock:
+            experiments = self.monitor.experiments
+            if data_type not in experiments.data_types() and data_type not in self.monitor.data_types():
+                raise UnknownDataType(f"unknown data type {data_type!r}: no stats or model events name it")
+            return experiments.view(data_type)
+
+    def audit(self, record_id: str) -> AuditAnswerView:
+        """Which model scored ``record_id``, from the results and model-events topics read now to their end.
+
+        Raises:
+            KafkaDown: Kafka is unreachable.
+            RecordNotScored: no result carries ``record_id``.
+            TopicReadError: a topic could not be read to its end.
+        """
+        self.require_kafka()
+        topics = self.settings.topics
+        return audit_record(record_id, self.read_topic, topics.results, topics.model_events)
 
     def overview(self) -> Overview:
         """Everything, as last known, whether or not Kafka is reachable now."""

@@ -66,7 +66,9 @@ def upgrade(
         raise ConfigError(f"job {job_id} has no submission record here: pass its Kafka settings")
     new_parallelism = parallelism or rest.parallelism(job_id)
     interval = recorded.checkpoint_interval_ms if recorded else 2000
-    submission = Submission(kind, new_parallelism, kafka_env, kafka_config, interval)  # validated before stopping
+    job_args = recorded.job_args if recorded else ()
+    # validated before stopping
+    submission = Submission(kind, new_parallelism, kafka_env, kafka_config, interval, job_args=job_args)
     savepoint = rest.stop_with_savepoint(job_id, savepoint_dir, timeout)
     log.info("job stopped with savepoint", extra={"job": job_id, "savepoint": savepoint})
     try:
