@@ -11,6 +11,7 @@ from pathlib import Path
 
 from serving.errors import ConfigError, ServingError
 from serving.records import wine
+from serving.rollout.control import role_metadata
 from serving.settings import PASSTHROUGH_MODEL
 
 MODELS_DIR = wine.reference_dir() / "models"
@@ -50,6 +51,9 @@ class BenchConfig:
         trained: the model is the bench's own scikit-learn model, fitted at run time
             (:mod:`serving.bench.sklearn_model`): ``onnx`` embeds its ONNX export, ``oip`` calls MLServer
             serving its joblib. ``model_path`` is then None.
+        challenger_role: the same model published again, as version ``bench-<role>``, in this role
+            (``shadow`` or ``canary``) beside the champion: what a challenger costs the job.
+        challenger_weight_bp: a canary's share of the records, in basis points.
     """
 
     name: str
@@ -61,6 +65,8 @@ class BenchConfig:
     data_format: str = "wine"
     transactional: bool = False
     trained: bool = False
+    challenger_role: str | None = None
+    challenger_weight_bp: int = 0
 
     @property
     def model_label(self) -> str:
@@ -70,6 +76,13 @@ class BenchConfig:
         if self.model_path is None:
             return "none"
         return f"{self.model_path.name} ({self.model_type})"
+
+    @property
+    def challenger_metadata(self) -> dict[str, str]:
+        """The descriptor metadata that asks for :attr:`challenger_role` (empty without one)."""
+        if self.challenger_role is None:
+            return {}
+        return role_metadata(self.challenger_role, self.challenger_weight_bp or None)
 
     @property
     def expected_model_name(self) -> str:
@@ -93,6 +106,19 @@ CONFIGS: dict[str, BenchConfig] = {
         # One fitted scikit-learn model, embedded (its ONNX export) and remote (its joblib on MLServer).
         BenchConfig("keyed-sk-embedded", "flink", "keyed", None, "onnx", trained=True),
         BenchConfig("keyed-sk-remote", "flink", "keyed", None, "oip", trained=True),
+        # The TF champion with a copy of itself as a challenger: every record scored twice and compared,
+        # or a fifth of them served by the canary (the champion still scores them, for the comparison).
+        BenchConfig("keyed-tf-shadow", "flink", "keyed", TF_GRAPH, "tensorflow", challenger_role="shadow"),
+        BenchConfig(
+            "keyed-tf-canary",
+            "flink",
+            "keyed",
+            TF_GRAPH,
+            "tensorflow",
+            challenger_role="canary",
+            challenger_weight_bp=2_000,
+        ),
+        BenchConfig("partitioned-tf-shadow", "flink", "partitioned", TF_GRAPH, "tensorflow", challenger_role="shadow"),
         BenchConfig("plain-tf", "plain", None, TF_GRAPH, "tensorflow"),
         BenchConfig("plain-pmml", "plain", None, PMML_FOREST, "pmml"),
         BenchConfig("plain-batch-tf", "plain", None, TF_GRAPH, "tensorflow", PLAIN_BATCH),
@@ -101,8 +127,15 @@ CONFIGS: dict[str, BenchConfig] = {
     )
 }
 
-#: (remote, embedded) configurations scoring the same model: the summary gives their ratios.
-REMOTE_PAIRS: tuple[tuple[str, str], ...] = (("keyed-sk-remote", "keyed-sk-embedded"),)
+#: (variant, baseline, kind) configurations scoring the same model: the summary gives variant / baseline.
+RATIO_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("keyed-sk-remote", "keyed-sk-embedded", "remote"),
+    ("keyed-tf-shadow", "keyed-tf", "challenger"),
+    ("keyed-tf-canary", "keyed-tf", "challenger"),
+    ("partitioned-tf-shadow", "partitioned-tf", "challenger"),
+)
+#: What each kind of pair compares, as the printed summary names it.
+PAIR_KINDS = {"remote": "remote / embedded, same model", "challenger": "with a challenger / without"}
 
 
 def parse_only(text: str | None) -> list[BenchConfig]:

@@ -15,8 +15,12 @@ def publish_model(
     data_type: str = wine.DATA_TYPE,
     sk: SkModel | None = None,
     server_url: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> int:
     """Publish ``config``'s model as ``version`` with ``created_at`` now; returns ``created_at``.
+
+    ``metadata`` goes into the descriptor (a challenger's role) of a model
+    published from a file.
 
     A ``trained`` configuration publishes ``sk``: its ONNX file (``onnx``), or
     an ``oip`` descriptor naming it on the MLServer at ``server_url``.
@@ -40,4 +44,6 @@ def publish_model(
         ).created_at
     if config.model_path is None or config.model_type is None:
         raise BenchError(f"configuration {config.name} has no model to publish")
-    return publish(settings, config.model_path, config.model_type, version=version, data_type=data_type).created_at
+    return publish(
+        settings, config.model_path, config.model_type, version=version, data_type=data_type, metadata=metadata
+    ).created_at

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.bench.configs import CONFIGS, PLAIN_BATCH, REMOTE_PAIRS, BenchConfig, BenchPlan
+from serving.bench.configs import CONFIGS, PLAIN_BATCH, RATIO_PAIRS, BenchConfig, BenchPlan
 from serving.bench.measures import parse_cpu_model, parse_mem_total_gib
 from serving.paths import KAFKA_JARS_DIR
 
@@ -47,6 +47,7 @@ class BenchResult:
     seen_p50_ms: float | None = None
     seen_p99_ms: float | None = None
     first_result_s: float | None = None
+    last_result_s: float | None = None
     swap_effect_ms: float | None = None
     swap_gap_ms: float | None = None
     usual_gap_ms: float | None = None
@@ -72,6 +73,7 @@ class BenchResult:
             "seen_p99_ms": self.seen_p99_ms,
             "exactly_once": self.exactly_once,
             "first_result_s": self.first_result_s,
+            "last_result_s": self.last_result_s,  # job start -> the pre-loaded records' last result
             # --swap only: new version's first result - its created_at, and the longest result gaps
             "swap_ms": self.swap_effect_ms,
             "gap_at_swap_ms": self.swap_gap_ms,
@@ -129,57 +131,83 @@ def markdown_table(results: Sequence[BenchResult]) -> str:
 
 
 @dataclass(frozen=True)
-class RemoteRatio:
-    """A remote configuration against the embedded one scoring the same model: remote / embedded.
+class PairRatio:
+    """A configuration against its baseline scoring the same model: variant / baseline.
 
-    Each ratio is None when either side was not measured (or the embedded figure is 0).
-    Throughput below 1 and latency above 1 mean the remote model is slower.
+    The pairs are :data:`RATIO_PAIRS`: a remote model against the same model
+    embedded, a job with a challenger against the job without. Each ratio is
+    None when either side was not measured (or the baseline's figure is 0).
+    Throughput below 1 and latency above 1 mean the variant is slower.
     """
 
-    remote: str
-    embedded: str
+    variant: str
+    baseline: str
+    kind: str
     job_args: tuple[str, ...]
     throughput: float | None
     p50: float | None
     p99: float | None
+    #: variant - baseline, seconds from job start to the last result of the pre-loaded records
+    later_s: float | None = None
 
     def line(self) -> str:
         """One sentence for the summary, e.g. ``keyed-sk-remote / keyed-sk-embedded: throughput 0.25x, ...``."""
         flags = f" (job flags {' '.join(self.job_args)})" if self.job_args else ""
         return (
-            f"{self.remote} / {self.embedded}{flags}: throughput {format_measure(self.throughput, '{:.2f}x')}, "
+            f"{self.variant} / {self.baseline}{flags}: throughput {format_measure(self.throughput, '{:.2f}x')}, "
             f"p50 latency {format_measure(self.p50, '{:.2f}x')}, p99 latency {format_measure(self.p99, '{:.2f}x')}"
+            + ("" if self.later_s is None else f", last pre-loaded result {self.later_s:+.1f} s")
         )
 
 
-def ratio(remote: float | None, embedded: float | None) -> float | None:
-    """``remote / embedded``; None when either is missing or ``embedded`` is not above 0."""
-    if remote is None or embedded is None or not embedded > 0:
+def _difference(variant: float | None, baseline: float | None) -> float | None:
+    return None if variant is None or baseline is None else variant - baseline
+
+
+def ratio(variant: float | None, baseline: float | None) -> float | None:
+    """``variant / baseline``; None when either is missing or ``baseline`` is not above 0."""
+    if variant is None or baseline is None or not baseline > 0:
         return None
-    return remote / embedded
+    return variant / baseline
 
 
-def remote_ratios(results: Sequence[BenchResult]) -> list[RemoteRatio]:
-    """Remote / embedded throughput and p50/p99 latency for every pair in :data:`REMOTE_PAIRS` that both ran.
+#: The paragraph that introduces each kind of ratio in the Markdown section.
+_PAIR_INTRODUCTIONS = {
+    "remote": "**Remote / embedded** (one scikit-learn model fitted per run: its ONNX export embedded in the job "
+    "against its joblib served by MLServer over the Open Inference Protocol, scored in PyFlink's async "
+    "operator). Throughput is by append time over the middle 80 % of results: results released in a "
+    "burst show a higher rate than the job holds, so compare first result s and the latencies too:",
+    "challenger": "**With a challenger / without** (the same TF model published again as a shadow, which scores "
+    "every record after the champion and writes a comparison of each, or as a canary serving 20 % of the "
+    "ids; the comparisons go to their own topic, exactly once, and are counted per pair). A job held back "
+    "releases its results in larger bursts, so throughput by append time can rise while the job is slower: "
+    "the cost is how much later the last pre-loaded record's result came:",
+}
 
-    Results pair up when they share the job flags (one pair per ``--sweep`` setting), in the remote results' order.
+
+def pair_ratios(results: Sequence[BenchResult]) -> list[PairRatio]:
+    """Variant / baseline throughput and p50/p99 latency for every pair in :data:`RATIO_PAIRS` that both ran.
+
+    Results pair up when they share the job flags (one pair per ``--sweep`` setting), in the variants' order.
     """
     ratios = []
-    for remote_name, embedded_name in REMOTE_PAIRS:
-        for remote in (r for r in results if r.config.name == remote_name):
-            embedded = next(
-                (e for e in results if e.config.name == embedded_name and e.job_args == remote.job_args), None
+    for variant_name, baseline_name, kind in RATIO_PAIRS:
+        for variant in (r for r in results if r.config.name == variant_name):
+            baseline = next(
+                (b for b in results if b.config.name == baseline_name and b.job_args == variant.job_args), None
             )
-            if embedded is None:
+            if baseline is None:
                 continue
             ratios.append(
-                RemoteRatio(
-                    remote_name,
-                    embedded_name,
-                    tuple(remote.job_args),
-                    ratio(remote.throughput, embedded.throughput),
-                    ratio(remote.p50_ms, embedded.p50_ms),
-                    ratio(remote.p99_ms, embedded.p99_ms),
+                PairRatio(
+                    variant_name,
+                    baseline_name,
+                    kind,
+                    tuple(variant.job_args),
+                    ratio(variant.throughput, baseline.throughput),
+                    ratio(variant.p50_ms, baseline.p50_ms),
+                    ratio(variant.p99_ms, baseline.p99_ms),
+                    _difference(variant.last_result_s, baseline.last_result_s),
                 )
             )
     return ratios
@@ -285,17 +313,12 @@ def markdown_section(results: Sequence[BenchResult], plan: BenchPlan, command: s
         "between consecutive result append times within 1 s of the swap; **usual gap ms**: the longest gap "
         "elsewhere in the paced phase (results leave a job in flushes, so gaps exist without a swap).",
     ]
-    ratios = remote_ratios(results)
-    if ratios:
-        lines += [
-            "",
-            "**Remote / embedded** (one scikit-learn model fitted per run: its ONNX export embedded in the job "
-            "against its joblib served by MLServer over the Open Inference Protocol, scored in PyFlink's async "
-            "operator). Throughput is by append time over the middle 80 % of results: results released in a "
-            "burst show a higher rate than the job holds, so compare first result s and the latencies too:",
-            "",
-        ]
-        lines += [f"- {r.line()}" for r in ratios]
+    ratios = pair_ratios(results)
+    for kind, introduction in _PAIR_INTRODUCTIONS.items():
+        of_kind = [r for r in ratios if r.kind == kind]
+        if of_kind:
+            lines += ["", introduction, ""]
+            lines += [f"- {r.line()}" for r in of_kind]
     noted = [r for r in results if r.notes]
     if noted:
         lines += ["", "**Notes:**", ""]

@@ -45,7 +45,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from serving.bench.configs import SWAP_VERSION, BenchConfig, BenchPlan
+from serving.bench.challengers import comparison_problems, count_comparisons
+from serving.bench.configs import BENCH_VERSION, SWAP_VERSION, BenchConfig, BenchPlan
 from serving.bench.measures import check_ids, latency_summary, steady_throughput
 from serving.bench.publishing import publish_model
 from serving.bench.reader import Arrival, ResultReader
@@ -244,6 +245,11 @@ def run_config(
         model_at = now_ms()
         if config.model_type is not None:
             model_at = publish_model(settings, config, data_type=source.data_type, sk=sk, server_url=server_url)
+        if config.challenger_role is not None:
+            version = f"{BENCH_VERSION}-{config.challenger_role}"
+            model_at = publish_model(
+                settings, config, version, source.data_type, metadata=config.challenger_metadata
+            )  # the champion came first: this one joins its lineup as the challenger
         progress(f"{config.name}: pre-loading", 0, plan.records)
         sent = preload(settings, source, plan.records, model_at)
         progress(f"{config.name}: pre-loading", len(sent), plan.records)
@@ -260,6 +266,7 @@ def run_config(
         arrivals, _ = reader.snapshot()
         if arrivals:
             result.first_result_s = (min(a.seen_ms for a in arrivals.values()) - started_ms) / 1000
+            result.last_result_s = (max(a.seen_ms for a in arrivals.values()) - started_ms) / 1000
         if problem is None and plan.latency_records:
             total = plan.records + plan.latency_records
             swap = None
@@ -287,6 +294,10 @@ def run_config(
             time.sleep(max(2.0, 2 * plan.checkpoint_interval_ms / 1000))
         if problem is not None:
             result.problems.append(problem)
+        elif config.challenger_role is not None:
+            problems, note = comparison_problems(config, sent, count_comparisons(settings))
+            result.problems += problems
+            result.notes.append(note)
     finally:
         reader.stop()
         if child is not None:

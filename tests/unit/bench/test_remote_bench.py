@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.bench.configs import CONFIGS, REMOTE_PAIRS, SK_MODEL_NAME, BenchError, parse_only
-from serving.bench.report import BenchResult, markdown_section, remote_ratios
+from serving.bench.configs import CONFIGS, RATIO_PAIRS, SK_MODEL_NAME, BenchError, parse_only
+from serving.bench.report import BenchResult, markdown_section, pair_ratios
 from serving.bench.sklearn_model import (
     TRAIN_SCRIPT,
     SkModel,
@@ -52,7 +52,7 @@ def test_the_two_configurations_serve_one_trained_model_in_the_keyed_job():
     assert (embedded.model_type, remote.model_type) == ("onnx", "oip")
     assert embedded.model_label == "wine-sk (onnx)" and remote.model_label == "wine-sk (oip, MLServer)"
     assert [c.name for c in parse_only("keyed-sk-remote,keyed-sk-embedded")] == ["keyed-sk-embedded", "keyed-sk-remote"]
-    assert REMOTE_PAIRS == (("keyed-sk-remote", "keyed-sk-embedded"),)
+    assert ("keyed-sk-remote", "keyed-sk-embedded", "remote") in RATIO_PAIRS
     assert not any(c.trained for n, c in CONFIGS.items() if not n.startswith("keyed-sk-"))
 
 
@@ -64,8 +64,8 @@ def test_ratios_are_remote_over_embedded_for_throughput_and_both_latencies():
         _result("keyed-sk-embedded", throughput=8_000.0, p50_ms=40, p99_ms=100),
         _result("keyed-sk-remote", throughput=2_000.0, p50_ms=120, p99_ms=450),
     ]
-    (only,) = remote_ratios(results)
-    assert (only.remote, only.embedded) == ("keyed-sk-remote", "keyed-sk-embedded")
+    (only,) = pair_ratios(results)
+    assert (only.variant, only.baseline) == ("keyed-sk-remote", "keyed-sk-embedded")
     assert (only.throughput, only.p50, only.p99) == (0.25, 3.0, 4.5)
     assert only.line() == (
         "keyed-sk-remote / keyed-sk-embedded: throughput 0.25x, p50 latency 3.00x, p99 latency 4.50x"
@@ -73,7 +73,7 @@ def test_ratios_are_remote_over_embedded_for_throughput_and_both_latencies():
 
 
 def test_ratios_need_both_configurations_and_pair_them_by_job_flags():
-    assert remote_ratios([_result("keyed-sk-remote", throughput=1.0), _result("keyed-tf", throughput=2.0)]) == []
+    assert pair_ratios([_result("keyed-sk-remote", throughput=1.0), _result("keyed-tf", throughput=2.0)]) == []
     small, large = ("--batch-size", "100"), ("--batch-size", "1000")
     results = [
         _result("keyed-sk-embedded", small, throughput=1_000.0, p50_ms=10, p99_ms=20),
@@ -81,7 +81,7 @@ def test_ratios_need_both_configurations_and_pair_them_by_job_flags():
         _result("keyed-sk-embedded", large, throughput=4_000.0, p50_ms=50, p99_ms=None),
         _result("keyed-sk-remote", large, throughput=1_000.0, p50_ms=100, p99_ms=300),
     ]
-    ratios = remote_ratios(results)
+    ratios = pair_ratios(results)
     assert [(r.job_args, r.throughput, r.p50, r.p99) for r in ratios] == [
         (small, 0.5, 3.0, 4.0),
         (large, 0.25, 2.0, None),  # the embedded p99 was not measured
@@ -94,7 +94,7 @@ def test_a_zero_or_missing_embedded_figure_gives_no_ratio():
         _result("keyed-sk-embedded", throughput=None, p50_ms=0, p99_ms=10),
         _result("keyed-sk-remote", throughput=900.0, p50_ms=5, p99_ms=None),
     ]
-    (only,) = remote_ratios(results)
+    (only,) = pair_ratios(results)
     assert (only.throughput, only.p50, only.p99) == (None, None, None)
 
 
@@ -226,3 +226,29 @@ def test_the_onnx_copy_agrees_with_scikit_learn_to_1e_9_and_a_different_model_is
     other = dict(params, intercept=[v + 0.01 for v in params["intercept"][:1]] + params["intercept"][1:])
     with pytest.raises(BenchError, match="differs from scikit-learn's"):
         check_agreement(onnx_from_params(other), features, oracle)
+
+
+def test_a_challenger_configuration_publishes_the_same_model_again_in_its_role_and_pairs_with_its_baseline():
+    from serving.bench.configs import BenchPlan
+
+    shadow, canary, baseline = CONFIGS["keyed-tf-shadow"], CONFIGS["keyed-tf-canary"], CONFIGS["keyed-tf"]
+    for config in (shadow, canary):
+        assert (config.job, config.model_path, config.model_type) == (baseline.job, baseline.model_path, "tensorflow")
+        assert config.expected_model_name == baseline.expected_model_name
+    assert shadow.challenger_metadata == {"role": "shadow"}
+    assert canary.challenger_metadata == {"role": "canary", "weight_bp": "2000"}
+    assert baseline.challenger_metadata == {}
+    assert CONFIGS["partitioned-tf-shadow"].job == "partitioned"
+    results = [
+        _result("keyed-tf", throughput=4_000.0, p50_ms=40, p99_ms=100),
+        _result("keyed-tf-shadow", throughput=2_000.0, p50_ms=60, p99_ms=150),
+    ]
+    (only,) = pair_ratios(results)
+    assert only.kind == "challenger"
+    assert only.line() == "keyed-tf-shadow / keyed-tf: throughput 0.50x, p50 latency 1.50x, p99 latency 1.50x"
+    section = markdown_section(results, BenchPlan(), "modelserving bench", {})
+    assert "**With a challenger / without**" in section and "Remote / embedded" not in section
+    assert f"- {only.line()}" in section.splitlines()
+    results[0].last_result_s, results[1].last_result_s = 24.0, 40.5  # the same backlog, drained 16.5 s later
+    (later,) = pair_ratios(results)
+    assert later.line().endswith("p99 latency 1.50x, last pre-loaded result +16.5 s")
