@@ -12,6 +12,7 @@ inputs give the same files, and a change to either exports afresh.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import shutil
@@ -148,22 +149,30 @@ def all_exports(tmp_path_factory: pytest.TempPathFactory | None = None) -> dict[
     global _ALL
     if _ALL is None:
         out = _cached_dir()
-        if not (out / "manifest.json").exists():
-            CACHE.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix="staging-", dir=CACHE))
-            started = time.perf_counter()
-            try:
-                _run("all", staging)
-                print(f"\nsklearn2pmml exports: {time.perf_counter() - started:.1f} s")
-                # Atomic: a session running beside this one sees all or nothing; if it got there
-                # first (OSError), its files are the same.
-                with contextlib.suppress(OSError):
-                    staging.rename(out)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        # One export at a time: a second xdist worker waits for the first's and reads it, rather than
+        # training and exporting every model again beside it (~80 s of both cores).
+        with (CACHE / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _export_all_once(out)
         kinds = [m["kind"] for m in json.loads((out / "manifest.json").read_text())["kinds"]]
         _ALL = {kind: read_export(out / kind) for kind in kinds}
     return _ALL
+
+
+def _export_all_once(out: Path) -> None:
+    """Export every kind into ``out`` unless a session did already."""
+    if not (out / "manifest.json").exists():
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=CACHE))
+        started = time.perf_counter()
+        try:
+            _run("all", staging)
+            print(f"\nsklearn2pmml exports: {time.perf_counter() - started:.1f} s")
+            # Atomic, so an interrupted export never passes for a finished one.
+            with contextlib.suppress(OSError):
+                staging.rename(out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
