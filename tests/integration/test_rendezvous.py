@@ -13,14 +13,12 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 
 import numpy as np
 import pytest
 
 from flink_jobs.control import latest_checkpoint
 from serving.clock import now_ms
-from serving.kafka.clients import consumer, poll_batches
 from serving.ops.jobprocess import LocalJob, kafka_env
 from serving.pb.comparison_pb2 import Comparison
 from serving.pb.dead_letter_pb2 import DeadLetter
@@ -30,7 +28,7 @@ from serving.pb.serving_result_pb2 import ServingResult
 from serving.records.wine import encode_record
 from serving.rollout.control import control_message
 from serving.testing import model_message
-from tests.support.kafka import read_all, send
+from tests.support.kafka import EventLog, read_all, send
 from tests.support.reference import PMML_FOREST, PMML_LINEAR, PMML_TREE, pmml_rows
 
 pytestmark = [pytest.mark.kafka, pytest.mark.flink, pytest.mark.heavy]
@@ -46,31 +44,9 @@ def _as(role: str, message: bytes, weight_bp: int = 0) -> bytes:
     return descriptor.SerializeToString()
 
 
-class _EventLog:
-    """Every committed model event, read by one open consumer as they come (waiting costs no re-reads)."""
-
-    def __init__(self, settings) -> None:
-        self.reader = consumer(settings, group_id=f"events-{uuid.uuid4().hex[:8]}")
-        self.reader.subscribe([settings.topics.model_events])
-        self.events: list[ModelEvent] = []
-
-    def wait(self, kind: int, version: str, timeout: float = 120.0, nth: int = 1) -> ModelEvent:
-        """The ``nth`` committed event of ``kind`` about ``version``."""
-        for batch in poll_batches(self.reader, max_batch=500, wait_s=0.2, until=time.monotonic() + timeout):
-            self.events += [ModelEvent.FromString(m.value()) for m in batch]
-            found = [e for e in self.events if e.kind == kind and e.version == version]
-            if len(found) >= nth:
-                return found[nth - 1]
-        raise AssertionError(f"no {ModelEvent.Kind.Name(kind)} event for {version!r} within {timeout:.0f}s")
-
-    def close(self) -> None:
-        """Close the consumer."""
-        self.reader.close()
-
-
 @pytest.fixture
 def events(kafka_settings):
-    log = _EventLog(kafka_settings)
+    log = EventLog(kafka_settings)
     yield log
     log.close()
 
@@ -113,36 +89,36 @@ def test_keyed_shadow_promotion_rollback_and_pin_survive_a_restore(kafka_setting
     t0 = now_ms()
     try:
         send(settings, settings.topics.models, [model_message("linear", "c1", t0)], key=b"wine")
-        events.wait(E.ACCEPTED, "c1")
+        events.wait("c1", E.ACCEPTED)
         send(settings, settings.topics.models, [_as("shadow", model_message("tree", "s1", t0 + 1))], key=b"wine")
-        events.wait(E.ROLE_SET, "s1")
+        events.wait("s1", E.ROLE_SET)
         a = records.send("a", 300)
         by_id = records.results()
         # The identical artifact as a second shadow: it agrees on every record, so it is recommended at n = 200.
         send(settings, settings.topics.models, [_as("shadow", model_message("linear", "s2", t0 + 2))], key=b"wine")
-        events.wait(E.ROLE_SET, "s2")
+        events.wait("s2", E.ROLE_SET)
         records.send("b", 300, first_row=300)
-        recommended = events.wait(E.PROMOTE_RECOMMENDED, "s2")
-        events.wait(E.PROMOTED, "s2")  # auto_promote: the job's own PROMOTE, read back from the control topic
+        recommended = events.wait("s2", E.PROMOTE_RECOMMENDED)
+        events.wait("s2", E.PROMOTED)  # auto_promote: the job's own PROMOTE, read back from the control topic
         records.send("c", 100)
         records.results()
         _control(settings, "rollback")
-        events.wait(E.ROLLED_BACK, "c1")
+        events.wait("c1", E.ROLLED_BACK)
         records.send("d", 100)
         records.results()
         _control(settings, "pin")
-        events.wait(E.PINNED, "")
+        events.wait("", E.PINNED)
         send(settings, settings.topics.models, [model_message("forest", "c3", now_ms())], key=b"wine")
-        events.wait(E.STAGED, "c3")
+        events.wait("c3", E.STAGED)
         send(settings, settings.topics.models, [model_message("linear", "c0", t0 - 60_000)], key=b"wine")
-        downgrade = events.wait(E.REJECTED, "c0")
+        downgrade = events.wait("c0", E.REJECTED)
         _control(settings, "rollback", "v9")
-        unknown = events.wait(E.CONTROL_REJECTED, "v9")
+        unknown = events.wait("v9", E.CONTROL_REJECTED)
         records.send("e", 100)
         records.results()
         _control(settings, "unpin")
-        events.wait(E.UNPINNED, "")
-        events.wait(E.PROMOTED, "c3")
+        events.wait("", E.UNPINNED)
+        events.wait("c3", E.PROMOTED)
         records.send("f", 100)
         by_id = records.results()
         deadline = time.monotonic() + 60
@@ -155,7 +131,7 @@ def test_keyed_shadow_promotion_rollback_and_pin_survive_a_restore(kafka_setting
     again = LocalJob(settings, "keyed", tmp_path / "job", parallelism=1, restore=restore, name="job2", job_args=args)
     try:
         _control(settings, "rollback")  # the lineup came back from state: the champion before c3 is c1
-        events.wait(E.ROLLED_BACK, "c1", nth=2)
+        events.wait("c1", E.ROLLED_BACK, nth=2)
         records.send("g", 100)
         by_id = records.results()
         time.sleep(3)  # a duplicate would arrive by now
@@ -197,7 +173,7 @@ def test_keyed_shadow_promotion_rollback_and_pin_survive_a_restore(kafka_setting
 
     # Promotion fired exactly when the rule held: n = min_n = 200 identical scores (Wilson bound 0.981).
     assert "on 200 of 200 records" in recommended.reason
-    events.wait(E.ROLLED_BACK, "c1", nth=2)  # read up to the last event this test waited for
+    events.wait("c1", E.ROLLED_BACK, nth=2)  # read up to the last event this test waited for
     assert sum(1 for e in events.events if e.kind == E.PROMOTE_RECOMMENDED and e.version == "s2") == 1
 
     assert downgrade.reason.startswith("downgrade") and unknown.reason.startswith("unknown version")
@@ -231,11 +207,11 @@ def test_partitioned_canary_takes_its_share_by_id_across_a_restore_and_shadows_c
     count = 20_000
     try:
         send(settings, settings.topics.models, [model_message("linear", "c1", t0)], key=b"wine")
-        events.wait(E.ACCEPTED, "c1")
+        events.wait("c1", E.ACCEPTED)
         send(settings, settings.topics.models, [_as("canary", model_message("tree", "k1", t0 + 1), 2000)], key=b"wine")
         send(settings, settings.topics.models, [_as("shadow", model_message("forest", "s1", t0 + 2))], key=b"wine")
-        events.wait(E.ROLE_SET, "s1")
-        events.wait(E.ROLE_SET, "k1")
+        events.wait("s1", E.ROLE_SET)
+        events.wait("k1", E.ROLE_SET)
         sent = records.send("r", count)
         records.results(timeout=300)
         deadline = time.monotonic() + 60

@@ -44,15 +44,36 @@ def read_all(settings: KafkaSettings, topic: str, expected: int | None = None, t
     return values
 
 
+class EventLog:
+    """Every committed model event, read by one open consumer as they come (waiting costs no re-reads)."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.reader = consumer(settings, group_id=f"events-{uuid.uuid4().hex[:8]}")
+        self.reader.subscribe([settings.topics.model_events])
+        self.events: list[ModelEvent] = []
+
+    def wait(self, version: str, kind: int | None = None, timeout: float = 120.0, nth: int = 1) -> ModelEvent:
+        """The ``nth`` committed event about ``version`` (of ``kind``, when given)."""
+        for batch in poll_batches(self.reader, max_batch=500, wait_s=0.2, until=time.monotonic() + timeout):
+            self.events += [ModelEvent.FromString(m.value()) for m in batch]
+            found = [e for e in self.events if e.version == version and kind in (None, e.kind)]
+            if len(found) >= nth:
+                return found[nth - 1]
+        what = "any" if kind is None else ModelEvent.Kind.Name(kind)
+        raise AssertionError(f"no {what} model event for version {version!r} within {timeout:.0f}s")
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self.reader.close()
+
+
 def wait_for_event(settings: KafkaSettings, version: str, timeout: float = 120) -> ModelEvent:
     """The first committed model event about ``version``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for raw in read_all(settings, settings.topics.model_events, timeout=3):
-            event = ModelEvent.FromString(raw)
-            if event.version == version:
-                return event
-    raise AssertionError(f"no model event for version {version} within {timeout}s")
+    log = EventLog(settings)
+    try:
+        return log.wait(version, timeout=timeout)
+    finally:
+        log.close()
 
 
 def results(settings: KafkaSettings, expected: int, timeout: float = 120) -> list[ServingResult]:
