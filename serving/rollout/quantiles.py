@@ -161,7 +161,8 @@ class QuantileSketch:
 
     def to_proto(self) -> QuantileSketchState:
         """The ``QuantileSketchState`` of this sketch."""
-        counts = [self._buckets.get(i, 0) for i in range(self._lo, self._hi + 1)] if self._buckets else []
+        buckets = self._buckets
+        counts = [buckets.get(i, 0) for i in range(self._lo, self._hi + 1)] if buckets else []
         return QuantileSketchState(
             format=_FORMAT,
             relative_accuracy=self.relative_accuracy,
@@ -186,11 +187,12 @@ class QuantileSketch:
         Raises:
             SketchStateError: the state is of another format or does not add up.
         """
-        _check_state(state)
+        counts = list(state.counts)  # one copy out of the message: indexing it element by element is slow
+        _check_state(state, counts)
         sketch = cls(state.relative_accuracy, state.max_buckets)
         sketch.count, sketch.zero_count = state.count, state.zero_count
         sketch.min, sketch.max, sketch.sum = state.min, state.max, state.sum
-        sketch._buckets = {state.offset + j: n for j, n in enumerate(state.counts) if n}
+        sketch._buckets = {state.offset + j: n for j, n in enumerate(counts) if n}
         if sketch._buckets:
             sketch._lo, sketch._hi = min(sketch._buckets), max(sketch._buckets)
         return sketch
@@ -209,17 +211,17 @@ class QuantileSketch:
         return cls.from_proto(state)
 
 
-def _check_state(state: QuantileSketchState) -> None:
+def _check_state(state: QuantileSketchState, counts: list[int]) -> None:
     problems = []
     if state.format != _FORMAT:
         problems.append(f"format {state.format}, expected {_FORMAT}")
     if not 0.0 < state.relative_accuracy < 1.0:
         problems.append(f"relative accuracy {state.relative_accuracy}")
-    if not 1 <= state.max_buckets <= _BUCKET_LIMIT or len(state.counts) > state.max_buckets:
-        problems.append(f"{len(state.counts)} buckets for a cap of {state.max_buckets}")
-    if state.zero_count < 0 or any(n < 0 for n in state.counts):
+    if not 1 <= state.max_buckets <= _BUCKET_LIMIT or len(counts) > state.max_buckets:
+        problems.append(f"{len(counts)} buckets for a cap of {state.max_buckets}")
+    if state.zero_count < 0 or (counts and min(counts) < 0):
         problems.append("negative counts")
-    elif state.count != state.zero_count + sum(state.counts):
+    elif state.count != state.zero_count + sum(counts):
         problems.append(f"count {state.count} is not the sum of the bucket counts")
     if not all(math.isfinite(x) for x in (state.min, state.max, state.sum)):
         problems.append("non-finite min, max or sum")
