@@ -64,8 +64,11 @@ class ComparePairs(KeyedProcessFunction):
         """One comparison: counted; stats every ``stats_every_records``; a recommendation once, when the rule holds."""
         comparison = Comparison.FromString(bytes(value))
         key = key_of(comparison)
+        state = self.pairs.get(key)
+        if state is None:  # a new pair: one timer per data type is enough, and it survives restores
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT - 1)
         counted = count(
-            self.pairs.get(key),
+            state,
             bool(self.recommended.get(key)),
             comparison,
             self.rule,
@@ -75,7 +78,6 @@ class ComparePairs(KeyedProcessFunction):
             instance=self.instance,
         )
         self.pairs.put(key, counted.state)
-        ctx.timer_service().register_event_time_timer(END_OF_INPUT - 1)
         if counted.stats is not None:
             yield counted.stats.SerializeToString()
         if counted.event is not None:

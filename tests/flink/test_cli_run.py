@@ -110,3 +110,9 @@ def test_run_serves_a_data_type_its_schema_declares_with_a_shadow_a_canary_and_a
     assert {c["record_id"] for c in comparisons if c["challenger_role"] == "canary"} == in_canary
     archive = [json.loads(line) for line in (tmp_path / "results.jsonl.archive").read_text().splitlines()]
     assert sorted((a["record_id"] for a in archive), key=int) == ids
+    # Fewer comparisons than --stats-every-records: each pair's stats come from the end of input, all counted.
+    stats = [json.loads(line) for line in (tmp_path / "results.jsonl.stats").read_text().splitlines()]
+    counted: dict[str, int] = {}
+    for pair in (s["pair"] for s in stats if "pair" in s):
+        counted[pair["challenger_role"]] = max(counted.get(pair["challenger_role"], 0), int(pair["n"]))
+    assert counted == {"shadow": len(ids), "canary": len(in_canary)}
