@@ -23,6 +23,7 @@ import pytest
 from serving.clock import now_ms
 from serving.kafka.clients import producer
 from serving.ops.jobprocess import LocalJob
+from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.model_event_pb2 import ModelEvent
 from serving.pb.serving_result_pb2 import ServingResult
 from serving.records.wine import encode_record
@@ -136,8 +137,11 @@ def test_a_job_started_over_a_backlog_applies_each_model_from_its_created_at(
         time.sleep(3)
         got = [ServingResult.FromString(v) for v in read_all(kafka_settings, topics.results, None, 10)]
         events = [ModelEvent.FromString(v) for v in read_all(kafka_settings, topics.model_events, None, 5)]
+        letters = [DeadLetter.FromString(v) for v in read_all(kafka_settings, topics.dead_letters, None, 5)]
     finally:
         process.stop()
+    missing = sorted(set(sent) - {r.record_id for r in got}, key=int)
+    assert missing == [], (missing, [(d.record_id, d.reason) for d in letters][:20])
     assert sorted(collections.Counter(r.record_id for r in got).values()) == [1] * len(records)
     unexplained, explained = rule_breaks(got, sent, models, events)
     assert unexplained == []
