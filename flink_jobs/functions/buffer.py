@@ -30,7 +30,8 @@ class RecordBuffer:
     def __init__(self, entries_state, scored_state) -> None:
         self.entries_state, self.scored_state = entries_state, scored_state
         self._taken: tuple[list[bytes], int, int, int, list[bytes], bool] | None = None
-        #: After :meth:`settle`: whether entries still wait, and when the oldest held one expires.
+        #: Whether entries of the key just flushed still wait (set by :meth:`take_due`, and by :meth:`settle`
+        #: with the held ones), and when the oldest held one expires.
         self.waiting = False
         self.expire_at: int | None = None
 
@@ -75,6 +76,9 @@ class RecordBuffer:
             whole += 1
             prefix += not later
         self._taken = (entries, scored, prefix, whole, later, split)
+        # One buffer serves every key of an instance, and a caller with nothing due returns without
+        # settling: the flag must not be the previous key's, or a key that waits gets no idle timer.
+        self.waiting = bool(later)
         return due
 
     def settle(self, held: Sequence[bytes] = ()) -> None:

@@ -178,6 +178,18 @@ def test_a_due_record_behind_a_waiting_one_is_scored_and_the_rest_kept():
     assert [entry_ts(e) for e in buffer.take_due(55)] == [50]
 
 
+def test_with_nothing_due_the_buffer_says_this_keys_records_still_wait():
+    """One buffer object serves every key of an instance; a flush with nothing due never settles."""
+    buffer, _ = _buffer([1, 2])
+    buffer.take_due(10)
+    buffer.settle()
+    assert not buffer.waiting  # that key is drained
+    other_key, _ = _buffer([500])
+    buffer.entries_state, buffer.scored_state = other_key.entries_state, other_key.scored_state
+    assert buffer.take_due(10) == []
+    assert buffer.waiting  # else the caller would arm no idle timer for it
+
+
 def test_held_records_stay_in_the_buffer():
     buffer, _ = _buffer([1, 2, 3])
     due = buffer.take_due(10)
