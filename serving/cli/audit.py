@@ -36,7 +36,7 @@ def run_audit(args: argparse.Namespace) -> int:
     """Read both topics, print the answer; a record never scored is a one-line error."""
     from serving.errors import ConfigError
     from serving.kafka.clients import check_reachable
-    from serving.kafka.reading import read_values
+    from serving.kafka.reading import topic_reader
     from serving.rollout.audit import audit_topics
 
     if args.timeout <= 0:
@@ -45,9 +45,7 @@ def run_audit(args: argparse.Namespace) -> int:
     check_reachable(settings)
     topics = settings.topics
 
-    def read(topic: str):
-        return read_values(settings, topic, timeout_s=args.timeout, purpose="audit")
-
+    read = topic_reader(settings, args.timeout, purpose="audit")
     answer, skipped = audit_topics(args.record_id, read, topics.results, topics.model_events)
     if skipped:
         print(f"skipped {skipped} messages that did not decode", file=sys.stderr)

@@ -8,18 +8,20 @@ stable offset for ``read_committed``, the high watermark for
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
 from serving.faults.verdict import Evidence, PartitionOffsets, ScoredResult
-from serving.kafka.clients import consumer
-from serving.kafka.reading import Isolation, TopicReadError, read_to_end, topic_partitions
+from serving.kafka import reading
+from serving.kafka.reading import Isolation, TopicReadError, end_reader, topic_partitions
 from serving.kafka.settings import KafkaSettings
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.serving_result_pb2 import ServingResult
+
+#: The oracle's throwaway consumer groups are named after it (they show in the broker's logs).
+ORACLE = "faults-oracle"
 
 
 class EvidenceError(TopicReadError):
@@ -49,15 +51,6 @@ class TopicRead:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def _reader(settings: KafkaSettings, isolation: Isolation, eof: bool):
-    # A throwaway group: the reader never joins it (partitions are assigned) but librdkafka wants one.
-    return consumer(
-        settings,
-        group_id=f"faults-oracle-{uuid.uuid4().hex[:8]}",
-        **{"isolation.level": isolation, "enable.partition.eof": eof},
-    )
-
-
 def _partitions(reader, topic: str, timeout_s: float) -> list[int]:
     try:
         return topic_partitions(reader, topic, timeout_s)
@@ -73,7 +66,7 @@ def read_values(settings: KafkaSettings, topic: str, isolation: Isolation, timeo
             error, or some partition's end was not reached within ``timeout_s``.
     """
     try:
-        yield from read_to_end(_reader(settings, isolation, eof=True), topic, isolation, timeout_s)
+        yield from reading.read_values(settings, topic, isolation, timeout_s, purpose=ORACLE)
     except TopicReadError as exc:
         raise EvidenceError(str(exc)) from exc
 
@@ -133,8 +126,8 @@ def partition_offsets(
     """
     from confluent_kafka import TopicPartition
 
-    committed = _reader(settings, "read_committed", eof=False)
-    uncommitted = _reader(settings, "read_uncommitted", eof=False)
+    committed = end_reader(settings, "read_committed", eof=False, purpose=ORACLE)
+    uncommitted = end_reader(settings, "read_uncommitted", eof=False, purpose=ORACLE)
     try:
         offsets = []
         for topic in topics:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 from serving.errors import ServingError
@@ -123,3 +123,12 @@ def read_values(
         TopicReadError: as :func:`read_to_end`.
     """
     yield from read_to_end(end_reader(settings, isolation, purpose=purpose), topic, isolation, timeout_s)
+
+
+def topic_reader(settings: KafkaSettings, timeout_s: float, purpose: str) -> Callable[[str], Iterator[bytes]]:
+    """``topic -> values``: each topic read to its end with ``read_committed`` (:func:`read_values`)."""
+
+    def read(topic: str) -> Iterator[bytes]:
+        return read_values(settings, topic, timeout_s=timeout_s, purpose=purpose)
+
+    return read

@@ -8,11 +8,8 @@ The reader is a parameter (topic name -> message values), so tests hand lists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from pydantic import BaseModel
 
-from serving.kafka.settings import KafkaSettings
 from serving.rollout.audit import TopicReader, audit_topics
 
 #: Seconds the default reader waits to reach the end of each topic.
@@ -72,17 +69,6 @@ class AuditAnswerView(BaseModel):
     results: list[AuditResult]
     #: Messages of either topic that did not decode (left out).
     skipped: int = 0
-
-
-def kafka_reader(settings: KafkaSettings, timeout_s: float = AUDIT_TIMEOUT_S) -> TopicReader:
-    """The default reader: a topic read to its end with ``read_committed`` (raises ``TopicReadError``)."""
-
-    def read(topic: str) -> Iterable[bytes]:
-        from serving.kafka.reading import read_values
-
-        return read_values(settings, topic, timeout_s=timeout_s, purpose="stats-audit")
-
-    return read
 
 
 def audit_record(record_id: str, read: TopicReader, results_topic: str, events_topic: str) -> AuditAnswerView:

@@ -8,11 +8,12 @@ from pydantic import BaseModel
 
 from serving.clock import now_ms
 from serving.errors import ServingError
+from serving.kafka.reading import topic_reader
 from serving.kafka.settings import KafkaSettings
 from serving.logs import get_logger
 from serving.observability.experiments import DataTypeExperiments, ExperimentView, flat
 from serving.observability.monitor import Monitor, UnknownDataType, status_counts
-from serving.observability.service.audit import AuditAnswerView, TopicReader, audit_record, kafka_reader
+from serving.observability.service.audit import AUDIT_TIMEOUT_S, AuditAnswerView, TopicReader, audit_record
 from serving.observability.service.feed import METADATA_INTERVAL_S, KafkaFeed, KafkaStatus
 from serving.observability.views import Counters, HistoryEntry, ModelView, SeriesPoint, StateView
 
@@ -101,9 +102,9 @@ class StatsService:
         metadata_interval: float = METADATA_INTERVAL_S,
         read_topic: TopicReader | None = None,
     ) -> None:
-        """``read_topic`` reads a topic to its end for ``/audit`` (default: :func:`kafka_reader`)."""
+        """``read_topic`` reads a topic to its end for ``/audit`` (default: read_committed to the end)."""
         self.settings = settings
-        self.read_topic = read_topic or kafka_reader(settings)
+        self.read_topic = read_topic or topic_reader(settings, AUDIT_TIMEOUT_S, purpose="stats-audit")
         self.monitor = Monitor()
         self.lock = threading.Lock()
         self.feed = KafkaFeed(settings, self.monitor, self.lock, metadata_interval=metadata_interval)

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import KafkaError
 
-from serving.faults import evidence
 from serving.faults.evidence import EvidenceError, partition_offsets, read_dead_letters, read_results
 from serving.faults.verdict import PartitionOffsets, ScoredResult
+from serving.kafka import reading
 from serving.kafka.settings import KafkaSettings, Topics
 from serving.pb.dead_letter_pb2 import DeadLetter
 from serving.pb.serving_result_pb2 import ServingResult
@@ -75,7 +75,7 @@ def consumers(monkeypatch):
         made.append(FakeConsumer(spec.get("script", []), spec.get("marks", {})))
         return made[-1]
 
-    monkeypatch.setattr(evidence, "consumer", make)
+    monkeypatch.setattr(reading, "consumer", make)  # the oracle reads through serving.kafka.reading
     return by_isolation, made
 
 
